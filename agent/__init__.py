@@ -1,0 +1,1 @@
+"""The pitwin agent: Raspberry Pi sensors as IoT Hub module twins."""

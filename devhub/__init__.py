@@ -1,0 +1,1 @@
+"""A local IoT-Hub-compatible endpoint for laptops and tests."""

@@ -1,0 +1,1 @@
+"""Sensor drivers behind one small async interface, plus simulated sensors."""
