@@ -1,0 +1,376 @@
+"""One module runner: its sensor, its sampling loop, its link and twin sync.
+
+Two tasks per module, ``<module>.sample`` and ``<module>.link``. The sampler
+reads the sensor on the interval in effect and queues telemetry; the link
+task connects with backoff, resyncs the twin on every connect, applies
+desired patches in version order, and sends what is queued (reported
+properties coalesced, then telemetry).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from agent.backoff import Backoff
+from agent.config import AgentConfig, ModuleConfig
+from agent.errors import AuthRefused, HubRefused, LinkError, SensorError, TwinError
+from agent.hubclient import ModuleLink
+from agent.readings import ReadingShaper
+from agent.state import ModuleState, StateStore
+from agent.twin_wire import desired_from_twin, encode_acks, parse_desired
+from agent.twinsync import Action, SyncOutcome, TwinSync
+from sensors.base import Sensor
+
+_LOGGER = logging.getLogger(__name__)
+_READINGS = logging.getLogger("agent.readings")
+
+# Readings kept in memory while the link is down; the oldest go first.
+MAX_QUEUED_READINGS = 10_000
+SENSOR_RETRY_BASE_S = 2.0
+SENSOR_RETRY_CAP_S = 300.0
+READ_TIMEOUT_S = 10.0
+
+
+class ModuleRunner:
+    """Runs one module identity until cancelled.
+
+    Args:
+        config: The agent config (hub, device, link settings).
+        module: This module's config.
+        sensor: The sensor behind the module, not yet opened.
+        store: Where module state is persisted.
+        monotonic: Clock for sampling intervals.
+    """
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        module: ModuleConfig,
+        *,
+        sensor: Sensor,
+        store: StateStore,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._config = config
+        self._module = module
+        self._name = module.module_id
+        self._sensor = sensor
+        self._store = store
+        self._monotonic = monotonic
+        self._sync = TwinSync(module.kind, module.properties)
+        self._shaper = ReadingShaper(module.module_id, module.kind)
+        self._pending: dict[str, Any] = {}
+        self._queued: collections.deque[tuple[str, str]] = collections.deque(
+            maxlen=MAX_QUEUED_READINGS
+        )
+        self._wake = asyncio.Event()
+        self._config_changed = asyncio.Event()
+        self._run_id = uuid.uuid4().hex[:8]
+        self._seq = 0
+        self._sensor_state = ""
+        self._outage: str | None = None
+        link = config.link
+        self._backoff = Backoff(
+            base_s=link.backoff_base_s,
+            cap_s=link.backoff_cap_s,
+            stable_after_s=link.stable_after_s,
+        )
+
+    async def run(self) -> None:
+        """Run the module until cancelled; sensor trouble only degrades it."""
+        state = await asyncio.to_thread(self._store.load, self._name)
+        self._sync = TwinSync(self._module.kind, self._module.properties, state.twin)
+        self._pending.update(encode_acks(self._sync.initial_acks()))
+        self._pending.update(state.pending_reported)
+        _LOGGER.info(
+            "module started module=%s kind=%s driver=%s applied_version=%d",
+            self._name,
+            self._module.kind,
+            self._module.driver,
+            self._sync.applied_version,
+        )
+        link = ModuleLink(
+            self._config.connection_string(self._module),
+            ca_pem=self._config.ca_pem,
+            call_timeout_s=self._config.link.call_timeout_s,
+            keep_alive_s=self._config.link.keep_alive_s,
+            wake=self._wake,
+        )
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self._sample_loop(), name=f"{self._name}.sample")
+                tasks.create_task(self._link_loop(link), name=f"{self._name}.link")
+        finally:
+            await link.close()
+            await self._sensor.close()
+
+    # -- link -------------------------------------------------------------
+
+    async def _link_loop(self, link: ModuleLink) -> None:
+        while True:
+            try:
+                await link.connect()
+            except LinkError as err:
+                if isinstance(err, AuthRefused):
+                    await link.rebuild()
+                await self._wait_before_retry(err)
+                continue
+            self._backoff.link_up()
+            self._link_up()
+            try:
+                await self._serve(link)
+            except (LinkError, HubRefused) as err:
+                self._backoff.link_down()
+                if link.connected:
+                    # A call failed while the SDK claims a connection: the
+                    # client may be wedged, so start again with a new one.
+                    await link.rebuild()
+                await self._wait_before_retry(err)
+
+    async def _serve(self, link: ModuleLink) -> None:
+        await self._resync(link)
+        while True:
+            self._wake.clear()
+            if not link.connected:
+                raise LinkError("connection lost")
+            for patch in link.take_patches():
+                await self._on_patch(link, patch)
+            await self._flush_reported(link)
+            await self._send_queued(link)
+            if not link.has_patches():
+                await self._wake.wait()
+
+    async def _wait_before_retry(self, err: Exception) -> None:
+        delay_s = self._backoff.next_delay_s()
+        cause = str(err)
+        if cause == self._outage:
+            _LOGGER.debug(
+                "still down module=%s cause=%s retry_in_s=%.1f",
+                self._name,
+                cause,
+                delay_s,
+            )
+        elif isinstance(err, AuthRefused):
+            _LOGGER.error(
+                "connection refused module=%s cause=%s; check the module's key in "
+                "[modules.%s] and that the identity exists in the hub",
+                self._name,
+                cause,
+                self._name,
+            )
+        else:
+            _LOGGER.warning(
+                "link down module=%s cause=%s retry_in_s=%.1f",
+                self._name,
+                cause,
+                delay_s,
+            )
+        self._outage = cause
+        await asyncio.sleep(delay_s)
+
+    def _link_up(self) -> None:
+        if self._outage is None:
+            _LOGGER.info("connected module=%s", self._name)
+        else:
+            _LOGGER.info(
+                "connected again module=%s failures=%d",
+                self._name,
+                self._backoff.failures,
+            )
+        self._outage = None
+
+    # -- twin sync --------------------------------------------------------
+
+    async def _resync(self, link: ModuleLink) -> None:
+        twin = await link.get_twin()
+        outcome = self._sync.apply_full(desired_from_twin(twin))
+        if outcome.action is Action.UNCHANGED:
+            _LOGGER.info(
+                "twin in sync module=%s desired_version=%d",
+                self._name,
+                outcome.desired_version,
+            )
+        else:
+            await self._applied(outcome, source="resync")
+        reported = twin.get("reported")
+        if isinstance(reported, dict):
+            self._drop_already_reported(reported)
+
+    async def _on_patch(self, link: ModuleLink, raw: dict[str, Any]) -> None:
+        try:
+            patch = parse_desired(raw)
+        except TwinError as err:
+            _LOGGER.warning(
+                "desired patch unusable module=%s error=%s", self._name, err
+            )
+            await self._resync(link)
+            return
+        outcome = self._sync.apply_patch(patch)
+        if outcome.action is Action.RESYNC_NEEDED:
+            _LOGGER.info(
+                "desired patch out of sequence, resyncing module=%s "
+                "desired_version=%d applied_version=%d",
+                self._name,
+                patch.desired_version,
+                self._sync.applied_version,
+            )
+            await self._resync(link)
+        elif outcome.action is Action.DUPLICATE:
+            _LOGGER.debug(
+                "desired patch already applied module=%s desired_version=%d",
+                self._name,
+                patch.desired_version,
+            )
+        else:
+            await self._applied(outcome, source="patch")
+
+    async def _applied(self, outcome: SyncOutcome, *, source: str) -> None:
+        self._pending.update(encode_acks(outcome.acks))
+        await self._save()
+        if outcome.recreated:
+            _LOGGER.warning(
+                "desired version went back, twin was recreated module=%s "
+                "desired_version=%d",
+                self._name,
+                outcome.desired_version,
+            )
+        _LOGGER.info(
+            "desired applied module=%s desired_version=%d source=%s changed=%s "
+            "rejected=%s",
+            self._name,
+            outcome.desired_version,
+            source,
+            ",".join(outcome.changed) or "-",
+            ",".join(outcome.rejected) or "-",
+        )
+        for name in outcome.rejected:
+            _LOGGER.warning(
+                "desired value rejected module=%s property=%s reason=%s",
+                self._name,
+                name,
+                outcome.acks[name].description,
+            )
+        self._config_changed.set()
+
+    def _drop_already_reported(self, reported: Mapping[str, Any]) -> None:
+        for name in [n for n, v in self._pending.items() if reported.get(n) == v]:
+            del self._pending[name]
+
+    async def _flush_reported(self, link: ModuleLink) -> None:
+        if not self._pending:
+            return
+        sending = dict(self._pending)
+        try:
+            await link.patch_reported(sending)
+        except HubRefused as err:
+            if err.status == 429 or err.status >= 500:
+                raise
+            _LOGGER.error(
+                "reported patch refused, dropped module=%s status=%d keys=%s",
+                self._name,
+                err.status,
+                ",".join(sorted(sending)),
+            )
+        for name, value in sending.items():
+            if self._pending.get(name) == value:
+                del self._pending[name]
+        await self._save()
+
+    async def _save(self) -> None:
+        state = ModuleState(self._sync.state(), dict(self._pending))
+        await asyncio.to_thread(self._store.save, self._name, state)
+
+    def _report(self, patch: Mapping[str, Any]) -> None:
+        self._pending.update(patch)
+        self._wake.set()
+
+    # -- telemetry --------------------------------------------------------
+
+    async def _send_queued(self, link: ModuleLink) -> None:
+        while self._queued:
+            message_id, body = self._queued[0]
+            await link.send(
+                body, message_id=message_id, properties={"module": self._name}
+            )
+            self._queued.popleft()
+            _READINGS.debug("reading sent module=%s body=%s", self._name, body)
+
+    # -- sampling ---------------------------------------------------------
+
+    async def _sample_loop(self) -> None:
+        await self._open_sensor()
+        last_read = -float("inf")
+        while True:
+            self._config_changed.clear()
+            effective = self._sync.effective
+            interval_s = float(effective["sample_interval_s"])
+            remaining_s = last_read + interval_s - self._monotonic()
+            if remaining_s > 0:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(remaining_s):
+                        await self._config_changed.wait()
+                continue
+            last_read = self._monotonic()
+            if effective["enabled"]:
+                await self._read_once(effective)
+            else:
+                self._set_sensor_state("disabled", "")
+
+    async def _open_sensor(self) -> None:
+        delay_s = SENSOR_RETRY_BASE_S
+        while True:
+            try:
+                await self._sensor.open()
+            except SensorError as err:
+                self._set_sensor_state("degraded", str(err))
+                await asyncio.sleep(delay_s)
+                delay_s = min(delay_s * 2, SENSOR_RETRY_CAP_S)
+            else:
+                return
+
+    async def _read_once(self, effective: Mapping[str, Any]) -> None:
+        try:
+            async with asyncio.timeout(READ_TIMEOUT_S):
+                reading = await self._sensor.read()
+        except TimeoutError:
+            self._set_sensor_state("degraded", f"no reading within {READ_TIMEOUT_S:g}s")
+            return
+        except SensorError as err:
+            self._set_sensor_state("degraded", str(err))
+            return
+        self._set_sensor_state("ok", "")
+        self._seq += 1
+        body = self._shaper.shape(reading, effective, seq=self._seq)
+        if body is None:
+            _READINGS.debug("reading skipped module=%s seq=%d", self._name, self._seq)
+            return
+        if len(self._queued) == self._queued.maxlen:
+            _LOGGER.warning("reading queue full, oldest dropped module=%s", self._name)
+        self._queued.append((f"{self._name}-{self._run_id}-{self._seq}", body))
+        _READINGS.debug("reading queued module=%s body=%s", self._name, body)
+        self._wake.set()
+
+    def _set_sensor_state(self, state: str, error: str) -> None:
+        if state == self._sensor_state:
+            return
+        if state == "degraded":
+            _LOGGER.warning("sensor degraded module=%s error=%s", self._name, error)
+        elif self._sensor_state == "degraded":
+            _LOGGER.info("sensor recovered module=%s", self._name)
+        self._sensor_state = state
+        self._report(
+            {
+                "sensor": {
+                    "state": state,
+                    "driver": self._module.driver,
+                    "last_error": error,
+                }
+            }
+        )

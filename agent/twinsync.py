@@ -1,0 +1,211 @@
+"""Twin sync: decide what a desired document or patch changes, by version.
+
+Pure logic, no I/O: the module runner feeds it what the hub sent and
+persists the :class:`TwinState` it returns. The rules (DESIGN.md, "Twin
+sync"):
+
+* full document newer than the applied version: apply it whole; keys it
+  lacks fall back to config or default;
+* same version: nothing to do; older: the twin was recreated, apply it;
+* patch at applied + 1: merge it (null = back to default);
+* patch at or below the applied version: a duplicate, ignore it;
+* patch beyond applied + 1: one was missed, fetch the whole twin.
+
+A refused value never replaces the last good one; the rest of the document
+still applies.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.errors import DesiredRejected
+from agent.properties import Property, Value, defaults_for, properties_for
+from agent.twin_wire import DesiredDocument, PropertyAck
+
+
+class Action(enum.Enum):
+    """What a desired document or patch led to."""
+
+    APPLIED = "applied"
+    UNCHANGED = "unchanged"
+    DUPLICATE = "duplicate"
+    RESYNC_NEEDED = "resync_needed"
+
+
+@dataclass(slots=True)
+class TwinState:
+    """What must survive a restart: the applied version and accepted values.
+
+    Attributes:
+        applied_version: The last desired version applied; 0 before any.
+        accepted: Desired values in effect, by property name.
+    """
+
+    applied_version: int = 0
+    accepted: dict[str, Value] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SyncOutcome:
+    """The result of one document or patch.
+
+    Attributes:
+        action: What happened.
+        desired_version: The version of what was received.
+        changed: Properties whose effective value changed.
+        acks: One acknowledgement per property to report.
+        recreated: The document was older than the applied one.
+    """
+
+    action: Action
+    desired_version: int
+    changed: tuple[str, ...] = ()
+    acks: Mapping[str, PropertyAck] = field(default_factory=dict)
+    recreated: bool = False
+
+    @property
+    def rejected(self) -> tuple[str, ...]:
+        """Names of the properties acknowledged with an error."""
+        return tuple(n for n, a in self.acks.items() if a.status >= 400)
+
+
+class TwinSync:
+    """Apply desired documents and patches to one module's properties.
+
+    Args:
+        kind: The module kind, which picks the writable properties.
+        local: Property values from the config file (checked already).
+        state: The persisted state to start from.
+    """
+
+    def __init__(
+        self,
+        kind: str,
+        local: Mapping[str, Value],
+        state: TwinState | None = None,
+    ) -> None:
+        self._props = properties_for(kind)
+        self._fallback: dict[str, Value] = {**defaults_for(kind), **local}
+        self._state = state or TwinState()
+
+    @property
+    def applied_version(self) -> int:
+        """The last desired version applied (0 before the first sync)."""
+        return self._state.applied_version
+
+    @property
+    def effective(self) -> dict[str, Value]:
+        """Defaults, then config, then accepted desired values."""
+        return {**self._fallback, **self._state.accepted}
+
+    def state(self) -> TwinState:
+        """Return a copy of the state to persist."""
+        return TwinState(self._state.applied_version, dict(self._state.accepted))
+
+    def initial_acks(self) -> dict[str, PropertyAck]:
+        """Acks for properties no desired value has set (status 203)."""
+        return {
+            name: PropertyAck(value, 203, 0, "from config or default")
+            for name, value in self._fallback.items()
+            if name not in self._state.accepted
+        }
+
+    def apply_full(self, document: DesiredDocument) -> SyncOutcome:
+        """Apply a whole desired document, as fetched with the twin."""
+        version = document.desired_version
+        if version == self._state.applied_version:
+            return SyncOutcome(Action.UNCHANGED, version)
+        recreated = version < self._state.applied_version
+
+        before = self.effective
+        accepted = dict(self._state.accepted)
+        acks = self._merge(accepted, document.members, version)
+        for name in list(accepted):
+            if name not in document.members and name in self._fallback:
+                del accepted[name]
+                acks[name] = PropertyAck(
+                    self._fallback[name], 200, version, "removed; back to default"
+                )
+        return self._commit(accepted, acks, before, version, recreated=recreated)
+
+    def apply_patch(self, patch: DesiredDocument) -> SyncOutcome:
+        """Apply a desired patch if it is the next one; otherwise say why not."""
+        version = patch.desired_version
+        applied = self._state.applied_version
+        if applied == 0 or version > applied + 1:
+            return SyncOutcome(Action.RESYNC_NEEDED, version)
+        if version <= applied:
+            return SyncOutcome(Action.DUPLICATE, version)
+
+        before = self.effective
+        accepted = dict(self._state.accepted)
+        acks = self._merge(accepted, patch.members, version)
+        return self._commit(accepted, acks, before, version, recreated=False)
+
+    def _merge(
+        self,
+        accepted: dict[str, Value],
+        members: Mapping[str, Any],
+        version: int,
+    ) -> dict[str, PropertyAck]:
+        acks: dict[str, PropertyAck] = {}
+        for name, value in members.items():
+            prop = self._props.get(name)
+            if prop is None:
+                acks[name] = PropertyAck(None, 400, version, self._unknown(name))
+            elif value is None:
+                acks[name] = self._remove(prop, accepted, version)
+            else:
+                acks[name] = self._set(prop, value, accepted, version)
+        return acks
+
+    def _set(
+        self,
+        prop: Property,
+        value: object,
+        accepted: dict[str, Value],
+        version: int,
+    ) -> PropertyAck:
+        try:
+            accepted[prop.name] = prop.check(value)
+        except DesiredRejected as err:
+            current = accepted.get(prop.name, self._fallback.get(prop.name))
+            return PropertyAck(current, err.status, version, err.reason)
+        return PropertyAck(accepted[prop.name], 200, version, "applied")
+
+    def _remove(
+        self,
+        prop: Property,
+        accepted: dict[str, Value],
+        version: int,
+    ) -> PropertyAck:
+        if prop.name not in self._fallback:
+            current = accepted.get(prop.name)
+            reason = f"{prop.name!r} has no default to go back to; send a value instead"
+            return PropertyAck(current, 400, version, reason)
+        accepted.pop(prop.name, None)
+        default = self._fallback[prop.name]
+        return PropertyAck(default, 200, version, "removed; back to default")
+
+    def _commit(
+        self,
+        accepted: dict[str, Value],
+        acks: dict[str, PropertyAck],
+        before: Mapping[str, Value],
+        version: int,
+        *,
+        recreated: bool,
+    ) -> SyncOutcome:
+        self._state = TwinState(version, accepted)
+        after = self.effective
+        keys = sorted(set(before) | set(after))
+        changed = tuple(k for k in keys if before.get(k) != after.get(k))
+        return SyncOutcome(Action.APPLIED, version, changed, acks, recreated)
+
+    def _unknown(self, name: str) -> str:
+        known = ", ".join(sorted(self._props))
+        return f"unknown property {name!r}; writable properties are {known}"
