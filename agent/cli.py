@@ -7,8 +7,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -107,8 +108,19 @@ def _run(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(Agent(config).run())
+        asyncio.run(_until_signalled(Agent(config).run()))
     return 0
+
+
+async def _until_signalled(work: Coroutine[Any, Any, None]) -> None:
+    """Run ``work``; SIGTERM or SIGINT cancels it so clients close cleanly."""
+    task = asyncio.create_task(work, name="agent")
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, task.cancel)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    _LOGGER.info("agent stopped")
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -119,7 +131,7 @@ def _demo(args: argparse.Namespace) -> int:
             f"--speed {args.speed:g} is not allowed; use a positive number"
         )
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_demo(hub_dir=args.hub_dir, speed=args.speed))
+        asyncio.run(_until_signalled(run_demo(hub_dir=args.hub_dir, speed=args.speed)))
     print("demo stopped", file=sys.stderr)
     return 0
 

@@ -165,7 +165,7 @@ def parse_config(raw: Mapping[str, Any], *, base_dir: Path) -> AgentConfig:
     if not modules_raw:
         raise ConfigError("[modules] is empty; add at least one [modules.<name>] table")
     modules = {
-        name: _module(name, table)
+        name: _module(name, table, base_dir)
         for name, table in modules_raw.items()
         if _is_table(table, f"[modules.{name}]")
     }
@@ -180,7 +180,7 @@ def parse_config(raw: Mapping[str, Any], *, base_dir: Path) -> AgentConfig:
     )
 
 
-def _module(name: str, table: Mapping[str, Any]) -> ModuleConfig:
+def _module(name: str, table: Mapping[str, Any], base_dir: Path) -> ModuleConfig:
     where = f"[modules.{name}]"
     _only(table, {"kind", "driver", "sensor", "properties", "key"}, where)
     if not _ID_RE.match(name):
@@ -197,11 +197,16 @@ def _module(name: str, table: Mapping[str, Any]) -> ModuleConfig:
     properties = table.get("properties", {})
     _is_table(sensor, f"{where}.sensor")
     _is_table(properties, f"{where}.properties")
+    sensor = dict(sensor)
+    if isinstance(sensor.get("path"), str):
+        # Files named in the config are found next to it, wherever the
+        # agent was started from.
+        sensor["path"] = str(base_dir / sensor["path"])
     return ModuleConfig(
         module_id=name,
         kind=kind,
         driver=_string(table, "driver", where),
-        sensor=dict(sensor),
+        sensor=sensor,
         properties=check_local(kind, properties, where=where),
         key=_string(table, "key", where),
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from agent.errors import SensorError, SensorMisconfigured, SensorUnavailable
@@ -30,9 +30,7 @@ class Reading:
     """
 
     values: Mapping[str, float]
-    taken_at: dt.datetime = field(
-        default_factory=lambda: dt.datetime.now(dt.UTC),
-    )
+    taken_at: dt.datetime
 
 
 class Clock(Protocol):
