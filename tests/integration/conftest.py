@@ -62,8 +62,9 @@ async def hub(tmp_path: Path, hub_host: str) -> AsyncIterator[DevHub]:
 class AgentProcess:
     """A ``pitwin run`` process whose log lines the test can wait for."""
 
-    def __init__(self, config_path: Path) -> None:
+    def __init__(self, config_path: Path, *, verbose: bool = False) -> None:
         self.config_path = config_path
+        self.verbose = verbose
         self.lines: list[str] = []
         self._proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -75,6 +76,7 @@ class AgentProcess:
             sys.executable,
             "-m",
             "agent.cli",
+            *(["--verbose"] if self.verbose else []),
             "run",
             "--config",
             str(self.config_path),
@@ -127,7 +129,8 @@ class AgentProcess:
             await self._reader
 
     async def _read(self) -> None:
-        assert self._proc is not None and self._proc.stderr is not None
+        assert self._proc is not None
+        assert self._proc.stderr is not None
         async for raw in self._proc.stderr:
             self.lines.append(raw.decode("utf-8", "replace").rstrip("\n"))
             self._new_line.set()
@@ -197,8 +200,8 @@ async def start_agent(
     """Start agent processes from config files; all are stopped afterwards."""
     started: list[AgentProcess] = []
 
-    async def start(config_path: Path) -> AgentProcess:
-        process = AgentProcess(config_path)
+    async def start(config_path: Path, *, verbose: bool = False) -> AgentProcess:
+        process = AgentProcess(config_path, verbose=verbose)
         await process.start()
         started.append(process)
         return process
@@ -213,7 +216,8 @@ async def eventually(check: Callable[[], Any], *, what: str) -> Any:
     """Poll ``check`` until it returns something truthy; fail after a deadline."""
     try:
         async with asyncio.timeout(WAIT_S):
-            while not (result := check()):
+            # The hub's service side has no change feed to wait on.
+            while not (result := check()):  # noqa: ASYNC110
                 await asyncio.sleep(0.05)
     except TimeoutError:
         pytest.fail(f"never happened: {what}")
