@@ -23,6 +23,7 @@ from devhub.errors import (
     MethodTimeout,
     PreconditionFailed,
 )
+from devhub.faults import Faults
 from devhub.store import Identity, RegistryEntry, Store, TelemetryRecord
 from devhub.topics import (
     SYSTEM_PROPERTIES,
@@ -63,6 +64,7 @@ class HubCore:
         clock: Seconds since the epoch (injectable for tests).
         telemetry_keep: How many messages the hub keeps (newest first).
         policy_keys: Shared access policy names and their keys.
+        faults: Test knobs; all off unless a test turns them on.
     """
 
     def __init__(
@@ -74,8 +76,10 @@ class HubCore:
         clock: Callable[[], float],
         telemetry_keep: int,
         policy_keys: dict[str, str],
+        faults: Faults | None = None,
     ) -> None:
         self.store = store
+        self.faults = faults or Faults()
         self.policy_keys = policy_keys
         self.hostname = hostname
         self.clock = clock
@@ -292,9 +296,18 @@ class HubCore:
     ) -> None:
         version = twin.desired.version
         body = json.dumps(twins.notification(patch, version)).encode()
-        sent = self._delivery.deliver(
-            principal.client_id, desired_patch_topic(version), body
-        )
+        if self.faults.take("drop_desired_notifications"):
+            _LOGGER.warning(
+                "desired notification dropped by fault knob client_id=%s "
+                "desired_version=%s",
+                principal.client_id,
+                version,
+            )
+            return
+        topic = desired_patch_topic(version)
+        sent = self._delivery.deliver(principal.client_id, topic, body)
+        if sent and self.faults.take("repeat_desired_notifications"):
+            self._delivery.deliver(principal.client_id, topic, body)
         _LOGGER.info(
             "desired patch applied client_id=%s desired_version=%s notified=%s",
             principal.client_id,

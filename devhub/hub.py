@@ -32,6 +32,7 @@ from devhub.client import SERVICE_FILE, default_state_dir
 from devhub.core import DEFAULT_METHOD_TIMEOUT_S, HubCore
 from devhub.device_api import DeviceApi
 from devhub.errors import DevHubError
+from devhub.faults import Faults
 from devhub.service import create_app
 from devhub.store import Identity, Store
 from devhub.topics import Principal
@@ -90,6 +91,8 @@ class DevHub:
         self._broker: Broker | None = None
         self._runner: web.AppRunner | None = None
         self._policy_key = ""
+        self.faults = Faults()
+        """Fault knobs for tests (off by default); kept across restarts."""
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -146,6 +149,7 @@ class DevHub:
                 clock=self._clock,
                 telemetry_keep=self._telemetry_keep,
                 policy_keys={POLICY_NAME: self._policy_key},
+                faults=self.faults,
             )
             await self._listen(context)
         except BaseException:

@@ -342,3 +342,47 @@ async def test_trace_replay_sends_recorded_values(
     )
     body = json.loads(messages[0]["body"])
     assert (body["temperature_c"], body["humidity_pct"]) == (23.18, 27.272)
+
+
+async def test_patch_skipping_a_version_triggers_full_resync(
+    hub: DevHub, module_keys: dict[str, str], start_agent: Any, tmp_path: Path
+) -> None:
+    """Test that a lost notification is noticed by version and healed by a GET."""
+    agent = await started(start_agent, tmp_path, hub, {"light": module_keys["light"]})
+    await agent.wait_for("(twin in sync|desired applied) module=light ")
+    hub.faults.drop_desired_notifications = 1
+
+    hub.update_module_twin(
+        DEVICE_ID, "light", {"properties": {"desired": {"sample_interval_s": 9}}}
+    )
+    hub.update_module_twin(
+        DEVICE_ID, "light", {"properties": {"desired": {"lux_change_to_report": 4}}}
+    )
+
+    await agent.wait_for(
+        "desired patch out of sequence, resyncing module=light desired_version=3 "
+        "applied_version=1"
+    )
+    line = (await agent.wait_for("desired applied module=light desired_version=3"))[0]
+    assert "source=resync" in line
+    assert "changed=lux_change_to_report,sample_interval_s " in line
+    assert agent.matching("desired applied module=light desired_version=2") == []
+
+
+async def test_repeated_patch_is_ignored(
+    hub: DevHub, module_keys: dict[str, str], start_agent: Any, tmp_path: Path
+) -> None:
+    """Test that a notification delivered twice is applied once."""
+    config = write_agent_config(
+        tmp_path / "pitwin.toml", hub, keys={"light": module_keys["light"]}
+    )
+    agent = await start_agent(config, verbose=True)
+    await agent.wait_for("(twin in sync|desired applied) module=light ")
+    hub.faults.repeat_desired_notifications = 1
+
+    hub.update_module_twin(
+        DEVICE_ID, "light", {"properties": {"desired": {"sample_interval_s": 9}}}
+    )
+
+    await agent.wait_for("desired patch already applied module=light desired_version=2")
+    assert len(agent.matching("desired applied module=light desired_version=2")) == 1
