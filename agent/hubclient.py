@@ -85,7 +85,10 @@ class ModuleLink:
             LinkError: The hub could not be reached in time.
         """
         if self._client is None:
-            self._client = self._build()
+            # Building a client waits on the SDK's pipeline thread, which all
+            # clients share and which may be busy in another module's TLS
+            # handshake; so it must not run on the event loop.
+            self._client = await asyncio.to_thread(self._build)
         await self._call("connect", self._client.connect())
         if not self._handlers_set:
             await self._subscribe()
