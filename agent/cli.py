@@ -54,6 +54,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--hub-dir", type=Path, help="dev hub state directory")
     demo.add_argument(
+        "--host", default="127.0.0.1", help="loopback address for the dev hub"
+    )
+    demo.add_argument(
         "--speed",
         type=float,
         default=600.0,
@@ -131,7 +134,7 @@ def _demo(args: argparse.Namespace) -> int:
             f"--speed {args.speed:g} is not allowed; use a positive number"
         )
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_until_signalled(run_demo(hub_dir=args.hub_dir, speed=args.speed)))
+        asyncio.run(_until_signalled(run_demo(hub_dir=args.hub_dir, host=args.host, speed=args.speed)))
     print("demo stopped", file=sys.stderr)
     return 0
 

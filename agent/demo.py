@@ -22,17 +22,18 @@ _DEMO_MODULES = (
 )
 
 
-async def run_demo(*, hub_dir: Path | None, speed: float) -> None:
+async def run_demo(*, hub_dir: Path | None, host: str, speed: float) -> None:
     """Start the dev hub, register the demo device, and run the agent.
 
     Args:
         hub_dir: Dev hub state directory; the default one if ``None``.
+        host: Loopback address the dev hub binds.
         speed: Simulated seconds per real second for the sensor models.
     """
     from devhub.hub import DevHub, default_state_dir
 
     hub_dir = hub_dir or default_state_dir()
-    async with DevHub(hub_dir) as hub:
+    async with DevHub(hub_dir, host=host) as hub:
         keys = {
             module_id: hub.ensure_module(DEMO_DEVICE_ID, module_id).primary_key
             for module_id in (*(m for m, _ in _DEMO_MODULES), SECURITY_MODULE_ID)

@@ -60,11 +60,10 @@ async def hub(tmp_path: Path, hub_host: str) -> AsyncIterator[DevHub]:
 
 
 class AgentProcess:
-    """A ``pitwin run`` process whose log lines the test can wait for."""
+    """A ``pitwin`` process whose log lines the test can wait for."""
 
-    def __init__(self, config_path: Path, *, verbose: bool = False) -> None:
-        self.config_path = config_path
-        self.verbose = verbose
+    def __init__(self, *args: str) -> None:
+        self.args = args
         self.lines: list[str] = []
         self._proc: asyncio.subprocess.Process | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -76,10 +75,7 @@ class AgentProcess:
             sys.executable,
             "-m",
             "agent.cli",
-            *(["--verbose"] if self.verbose else []),
-            "run",
-            "--config",
-            str(self.config_path),
+            *self.args,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE,
@@ -113,12 +109,12 @@ class AgentProcess:
             pytest.fail(f"agent never logged {pattern!r} x{count}; last lines:\n{tail}")
         return found
 
-    async def stop(self) -> None:
-        """Stop the process with SIGTERM (SIGKILL if it does not exit)."""
+    async def stop(self, signum: int = signal.SIGTERM) -> int | None:
+        """Stop the process (SIGKILL if it does not exit); return its status."""
         if self._proc is None:
-            return
+            return None
         if self._proc.returncode is None:
-            self._proc.send_signal(signal.SIGTERM)
+            self._proc.send_signal(signum)
             try:
                 async with asyncio.timeout(20):
                     await self._proc.wait()
@@ -127,6 +123,7 @@ class AgentProcess:
                 await self._proc.wait()
         if self._reader is not None:
             await self._reader
+        return self._proc.returncode
 
     async def _read(self) -> None:
         assert self._proc is not None
@@ -201,7 +198,8 @@ async def start_agent(
     started: list[AgentProcess] = []
 
     async def start(config_path: Path, *, verbose: bool = False) -> AgentProcess:
-        process = AgentProcess(config_path, verbose=verbose)
+        args = ["--verbose"] if verbose else []
+        process = AgentProcess(*args, "run", "--config", str(config_path))
         await process.start()
         started.append(process)
         return process
