@@ -75,7 +75,7 @@ def load_service_info(state_dir: Path | None = None) -> ServiceInfo:
     except FileNotFoundError:
         raise HubNotRunning(
             f"no dev hub is running: {path} does not exist; "
-            "start one with 'pitwin hub start' or set PITWIN_HUB_DIR"
+            "start one with 'pitwin hub' or 'pitwin demo', or set PITWIN_HUB_DIR"
         ) from None
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise HubNotRunning(
@@ -250,7 +250,7 @@ class ServiceClient:
         except (urllib.error.URLError, OSError) as err:
             raise ServiceError(
                 f"{method} {path}: no answer from {self._url} ({err}); "
-                "is the dev hub running? start it with 'pitwin hub start'"
+                "is the dev hub running? start it with 'pitwin hub'"
             ) from err
         return json.loads(raw) if raw.strip() else None
 
