@@ -134,7 +134,11 @@ def _demo(args: argparse.Namespace) -> int:
             f"--speed {args.speed:g} is not allowed; use a positive number"
         )
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_until_signalled(run_demo(hub_dir=args.hub_dir, host=args.host, speed=args.speed)))
+        asyncio.run(
+            _until_signalled(
+                run_demo(hub_dir=args.hub_dir, host=args.host, speed=args.speed)
+            )
+        )
     print("demo stopped", file=sys.stderr)
     return 0
 
