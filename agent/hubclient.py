@@ -15,9 +15,10 @@ import collections
 import logging
 import re
 from collections.abc import Awaitable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from azure.iot.device import Message
+from azure.iot.device import Message, MethodResponse
 from azure.iot.device import exceptions as sdk_errors
 from azure.iot.device.aio import IoTHubModuleClient
 
@@ -30,6 +31,21 @@ _STATUS_RE = re.compile(r"status (\d{3})")
 # Longest wait for a handler's SUBSCRIBE to be acknowledged; past it the
 # subscription is treated as a failed link.
 _SUBSCRIBE_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class MethodCall:
+    """A direct method call waiting for its answer.
+
+    Attributes:
+        request_id: The hub's id for the call; the answer must carry it.
+        name: The method name.
+        payload: The JSON payload sent by the caller.
+    """
+
+    request_id: str
+    name: str
+    payload: Any
 
 
 class ModuleLink:
@@ -61,6 +77,7 @@ class ModuleLink:
         self._loop = asyncio.get_running_loop()
         self._wake = wake
         self._patches: collections.deque[dict[str, Any]] = collections.deque()
+        self._methods: collections.deque[MethodCall] = collections.deque()
 
     @property
     def connected(self) -> bool:
@@ -68,8 +85,19 @@ class ModuleLink:
         return bool(self._client is not None and self._client.connected)
 
     def has_patches(self) -> bool:
-        """Whether desired patches are waiting to be taken."""
-        return bool(self._patches)
+        """Whether desired patches or method calls are waiting to be taken."""
+        return bool(self._patches or self._methods)
+
+    def take_methods(self) -> list[MethodCall]:
+        """Return the direct method calls received since the last call."""
+        calls = list(self._methods)
+        self._methods.clear()
+        return calls
+
+    async def answer(self, call: MethodCall, status: int, payload: Any) -> None:
+        """Send the response to a direct method call."""
+        response = MethodResponse(call.request_id, status, payload)
+        await self._call("method response", self._client.send_method_response(response))
 
     def take_patches(self) -> list[dict[str, Any]]:
         """Return the desired patches received since the last call."""
@@ -161,16 +189,18 @@ class ModuleLink:
         # runs in a worker thread; the SDK then calls the handler from its
         # own thread pool.
         client = self._client
-        setter = asyncio.to_thread(
-            setattr, client, "on_twin_desired_properties_patch_received", self._on_patch
+        handlers = (
+            ("on_twin_desired_properties_patch_received", self._on_patch),
+            ("on_method_request_received", self._on_method),
         )
-        try:
-            async with asyncio.timeout(_SUBSCRIBE_TIMEOUT_S):
-                await setter
-        except TimeoutError:
-            raise LinkError("subscribe to desired patches got no answer") from None
-        except sdk_errors.ClientError as err:
-            raise _translate("subscribe", err) from err
+        for name, handler in handlers:
+            try:
+                async with asyncio.timeout(_SUBSCRIBE_TIMEOUT_S):
+                    await asyncio.to_thread(setattr, client, name, handler)
+            except TimeoutError:
+                raise LinkError(f"subscribe for {name} got no answer") from None
+            except sdk_errors.ClientError as err:
+                raise _translate("subscribe", err) from err
         self._handlers_set = True
 
     async def _call(self, what: str, call: Awaitable[_T]) -> _T:
@@ -190,6 +220,14 @@ class ModuleLink:
 
     def _queue_patch(self, patch: dict[str, Any]) -> None:
         self._patches.append(patch)
+        self._wake.set()
+
+    def _on_method(self, request: Any) -> None:
+        call = MethodCall(request.request_id, request.name, request.payload)
+        self._loop.call_soon_threadsafe(self._queue_method, call)
+
+    def _queue_method(self, call: MethodCall) -> None:
+        self._methods.append(call)
         self._wake.set()
 
     def _on_state_change(self) -> None:

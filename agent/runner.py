@@ -21,7 +21,7 @@ from typing import Any
 from agent.backoff import Backoff
 from agent.config import AgentConfig, ModuleConfig
 from agent.errors import AuthRefused, HubRefused, LinkError, SensorError, TwinError
-from agent.hubclient import ModuleLink
+from agent.hubclient import MethodCall, ModuleLink
 from agent.readings import ReadingShaper
 from agent.state import ModuleState, StateStore
 from agent.twin_wire import desired_from_twin, encode_acks, parse_desired
@@ -72,6 +72,8 @@ class ModuleRunner:
         )
         self._wake = asyncio.Event()
         self._config_changed = asyncio.Event()
+        self._sensor_lock = asyncio.Lock()
+        self._tasks: asyncio.TaskGroup | None = None
         self._run_id = uuid.uuid4().hex[:8]
         self._seq = 0
         self._sensor_state = ""
@@ -105,6 +107,7 @@ class ModuleRunner:
         )
         try:
             async with asyncio.TaskGroup() as tasks:
+                self._tasks = tasks
                 tasks.create_task(self._sample_loop(), name=f"{self._name}.sample")
                 tasks.create_task(self._link_loop(link), name=f"{self._name}.link")
         finally:
@@ -140,6 +143,8 @@ class ModuleRunner:
             self._wake.clear()
             if not link.connected:
                 raise LinkError("connection lost")
+            for call in link.take_methods():
+                self._start_answer(link, call)
             for patch in link.take_patches():
                 await self._on_patch(link, patch)
             await self._flush_reported(link)
@@ -291,6 +296,76 @@ class ModuleRunner:
         self._pending.update(patch)
         self._wake.set()
 
+    # -- direct methods ---------------------------------------------------
+
+    def _start_answer(self, link: ModuleLink, call: MethodCall) -> None:
+        # Answered in their own task: a slow sensor read must not hold up
+        # desired patches or other calls.
+        assert self._tasks is not None
+        self._tasks.create_task(
+            self._answer(link, call), name=f"{self._name}.method.{call.name}"
+        )
+
+    async def _answer(self, link: ModuleLink, call: MethodCall) -> None:
+        status, payload = await self._dispatch(call)
+        try:
+            await link.answer(call, status, payload)
+        except (LinkError, HubRefused) as err:
+            _LOGGER.warning(
+                "method answer not sent module=%s method=%s error=%s",
+                self._name,
+                call.name,
+                err,
+            )
+            return
+        _LOGGER.info(
+            "method answered module=%s method=%s status=%d",
+            self._name,
+            call.name,
+            status,
+        )
+
+    async def _dispatch(self, call: MethodCall) -> tuple[int, Any]:
+        methods = {
+            "get_config": self._get_config,
+            "read_now": self._read_now,
+            "restart_sensor": self._restart_sensor,
+        }
+        method = methods.get(call.name)
+        if method is None:
+            known = ", ".join(sorted(methods))
+            return 404, {"error": f"unknown method {call.name!r}; methods are {known}"}
+        try:
+            return await method()
+        except (SensorError, TimeoutError) as err:
+            return 503, {"error": str(err) or f"no answer within {READ_TIMEOUT_S:g}s"}
+
+    async def _get_config(self) -> tuple[int, Any]:
+        return 200, {
+            "module": self._name,
+            "kind": self._module.kind,
+            "driver": self._module.driver,
+            "applied_version": self._sync.applied_version,
+            "effective": self._sync.effective,
+            "sensor": self._sensor_state or "starting",
+        }
+
+    async def _read_now(self) -> tuple[int, Any]:
+        async with asyncio.timeout(READ_TIMEOUT_S), self._sensor_lock:
+            reading = await self._sensor.read()
+        return 200, {
+            "taken_at": reading.taken_at.isoformat(timespec="milliseconds"),
+            "values": dict(reading.values),
+        }
+
+    async def _restart_sensor(self) -> tuple[int, Any]:
+        async with asyncio.timeout(READ_TIMEOUT_S), self._sensor_lock:
+            await self._sensor.close()
+            await self._sensor.open()
+        _LOGGER.info("sensor restarted module=%s", self._name)
+        self._set_sensor_state("ok", "")
+        return 200, {"sensor": "ok"}
+
     # -- telemetry --------------------------------------------------------
 
     async def _send_queued(self, link: ModuleLink) -> None:
@@ -337,7 +412,7 @@ class ModuleRunner:
 
     async def _read_once(self, effective: Mapping[str, Any]) -> None:
         try:
-            async with asyncio.timeout(READ_TIMEOUT_S):
+            async with asyncio.timeout(READ_TIMEOUT_S), self._sensor_lock:
                 reading = await self._sensor.read()
         except TimeoutError:
             self._set_sensor_state("degraded", f"no reading within {READ_TIMEOUT_S:g}s")
