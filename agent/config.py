@@ -24,7 +24,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from agent.errors import ConfigError
 from agent.properties import KINDS, Value, check_local
@@ -33,6 +33,7 @@ from agent.properties import KINDS, Value, check_local
 # resource URIs nor in topics; plain names avoid both traps.
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]{0,127}$")
 _SECRET_KEYS = ("key", "connection_string")
+_T = TypeVar("_T", "LinkConfig", "OutboxConfig")
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +53,25 @@ class LinkConfig:
     stable_after_s: float = 60.0
     call_timeout_s: float = 30.0
     keep_alive_s: int = 60
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxConfig:
+    """Where readings wait for the hub, and for how long.
+
+    Attributes:
+        commit_interval_s: How often the outbox is forced to the storage
+            device; a power cut loses at most this much of readings.
+        max_latency_s: Longest a reading waits for a pack to fill before it
+            is sent anyway.
+        max_rows: Readings kept per module while offline; the oldest go first.
+        max_age_s: Readings older than this are dropped.
+    """
+
+    commit_interval_s: float = 5.0
+    max_latency_s: float = 300.0
+    max_rows: int = 100_000
+    max_age_s: float = 7 * 86_400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +107,7 @@ class AgentConfig:
         state_dir: Where module state is kept.
         modules: Module configs by module id.
         link: Reconnect and deadline settings.
+        outbox: Telemetry outbox settings.
     """
 
     device_id: str
@@ -96,6 +117,7 @@ class AgentConfig:
     state_dir: Path
     modules: Mapping[str, ModuleConfig]
     link: LinkConfig = LinkConfig()
+    outbox: OutboxConfig = OutboxConfig()
 
     def connection_string(self, module: ModuleConfig) -> str:
         """Return the module connection string the SDK expects."""
@@ -148,7 +170,7 @@ def parse_config(raw: Mapping[str, Any], *, base_dir: Path) -> AgentConfig:
     Raises:
         ConfigError: A section, key or value is wrong.
     """
-    _only(raw, {"device", "modules", "link"}, "top level")
+    _only(raw, {"device", "modules", "link", "outbox"}, "top level")
     device = _table(raw, "device", "[device]")
     _only(
         device,
@@ -176,7 +198,8 @@ def parse_config(raw: Mapping[str, Any], *, base_dir: Path) -> AgentConfig:
         ca_pem=_read_ca(base_dir, ca_file) if ca_file else None,
         state_dir=_state_dir(base_dir, state_dir),
         modules=modules,
-        link=_link(raw.get("link", {})),
+        link=_numbers(LinkConfig, raw.get("link", {}), "[link]"),
+        outbox=_numbers(OutboxConfig, raw.get("outbox", {}), "[outbox]"),
     )
 
 
@@ -212,20 +235,20 @@ def _module(name: str, table: Mapping[str, Any], base_dir: Path) -> ModuleConfig
     )
 
 
-def _link(raw: object) -> LinkConfig:
+def _numbers(cls: type[_T], raw: object, where: str) -> _T:
+    """Build a settings dataclass whose fields are all positive numbers."""
     if not isinstance(raw, dict):
-        raise ConfigError("[link] must be a table")
-    defaults = LinkConfig()
-    fields = set(LinkConfig.__dataclass_fields__)
-    _only(raw, fields, "[link]")
+        raise ConfigError(f"{where} must be a table")
+    defaults = cls()
+    _only(raw, set(defaults.__dataclass_fields__), where)
     values: dict[str, Any] = {}
     for name, value in raw.items():
         if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
             raise ConfigError(
-                f"[link] {name} = {value!r} is not allowed; use a positive number"
+                f"{where} {name} = {value!r} is not allowed; use a positive number"
             )
         values[name] = type(getattr(defaults, name))(value)
-    return LinkConfig(**values)
+    return cls(**values)
 
 
 def _holds_secrets(raw: Mapping[str, Any]) -> bool:

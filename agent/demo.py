@@ -6,7 +6,7 @@ import logging
 import sys
 from pathlib import Path
 
-from agent.config import AgentConfig, LinkConfig, ModuleConfig
+from agent.config import AgentConfig, LinkConfig, ModuleConfig, OutboxConfig
 from agent.supervisor import Agent
 
 _LOGGER = logging.getLogger(__name__)
@@ -14,6 +14,7 @@ _LOGGER = logging.getLogger(__name__)
 DEMO_DEVICE_ID = "pi-demo"
 SECURITY_MODULE_ID = "azureiotsecurity"
 DEMO_INTERVAL_S = 5.0
+DEMO_LATENCY_S = 0.5
 # Module, kind, simulated driver.
 _DEMO_MODULES = (
     ("moisture", "simulated-moisture"),
@@ -56,6 +57,8 @@ async def run_demo(*, hub_dir: Path | None, host: str, speed: float) -> None:
                 for module_id, driver in _DEMO_MODULES
             },
             link=LinkConfig(backoff_cap_s=30.0),
+            # Send each reading at once, so the demo shows them as they come.
+            outbox=OutboxConfig(max_latency_s=DEMO_LATENCY_S),
         )
         _print_banner(hub_dir)
         logging.getLogger("agent.readings").setLevel(logging.DEBUG)

@@ -6,7 +6,6 @@ temperature unit and offset, the light change filter, the moisture dry flag.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -18,12 +17,10 @@ class ReadingShaper:
     """Builds telemetry bodies for one module kind.
 
     Args:
-        module_id: Named in each body so routed messages stay readable.
         kind: The module kind, which picks the rules applied.
     """
 
-    def __init__(self, module_id: str, kind: str) -> None:
-        self._module_id = module_id
+    def __init__(self, kind: str) -> None:
         self._kind = kind
         self._last_lux: float | None = None
 
@@ -31,10 +28,8 @@ class ReadingShaper:
         self,
         reading: Reading,
         effective: Mapping[str, Value],
-        *,
-        seq: int,
-    ) -> str | None:
-        """Return the JSON body for ``reading``, or ``None`` to skip it."""
+    ) -> dict[str, Any] | None:
+        """Return the fields to send for ``reading``, or ``None`` to skip it."""
         values: dict[str, Any] = {k: round(v, 3) for k, v in reading.values.items()}
         if self._kind == "temperature":
             _apply_temperature(values, effective)
@@ -43,15 +38,13 @@ class ReadingShaper:
         elif self._kind == "moisture" and "moisture_pct" in values:
             threshold = float(effective["dry_threshold_pct"])
             values["dry"] = values["moisture_pct"] < threshold
-        body: dict[str, Any] = {
-            "module": self._module_id,
-            "seq": seq,
+        fields: dict[str, Any] = {
             "taken_at": reading.taken_at.isoformat(timespec="milliseconds"),
             **values,
         }
         if "location" in effective:
-            body["location"] = effective["location"]
-        return json.dumps(body, separators=(",", ":"))
+            fields["location"] = effective["location"]
+        return fields
 
     def _skip_light(
         self, values: dict[str, Any], effective: Mapping[str, Value]

@@ -10,11 +10,10 @@ properties coalesced, then telemetry).
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
+import datetime as dt
 import logging
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -22,6 +21,7 @@ from agent.backoff import Backoff
 from agent.config import AgentConfig, ModuleConfig
 from agent.errors import AuthRefused, HubRefused, LinkError, SensorError, TwinError
 from agent.hubclient import MethodCall, ModuleLink
+from agent.outbox import Outbox, OutboxStats, Pack
 from agent.readings import ReadingShaper
 from agent.state import ModuleState, StateStore
 from agent.twin_wire import desired_from_twin, encode_acks, parse_desired
@@ -31,8 +31,9 @@ from sensors.base import Sensor
 _LOGGER = logging.getLogger(__name__)
 _READINGS = logging.getLogger("agent.readings")
 
-# Readings kept in memory while the link is down; the oldest go first.
-MAX_QUEUED_READINGS = 10_000
+# The outbox's figures go into reported properties at most this often
+# (twin updates are metered and throttled), and at once when it drops.
+OUTBOX_REPORT_INTERVAL_S = 600.0
 SENSOR_RETRY_BASE_S = 2.0
 SENSOR_RETRY_CAP_S = 300.0
 READ_TIMEOUT_S = 10.0
@@ -46,6 +47,7 @@ class ModuleRunner:
         module: This module's config.
         sensor: The sensor behind the module, not yet opened.
         store: Where module state is persisted.
+        outbox: Where readings wait for the hub.
         monotonic: Clock for sampling intervals.
     """
 
@@ -56,6 +58,7 @@ class ModuleRunner:
         *,
         sensor: Sensor,
         store: StateStore,
+        outbox: Outbox,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._config = config
@@ -65,19 +68,20 @@ class ModuleRunner:
         self._store = store
         self._monotonic = monotonic
         self._sync = TwinSync(module.kind, module.properties)
-        self._shaper = ReadingShaper(module.module_id, module.kind)
+        self._shaper = ReadingShaper(module.kind)
+        self._outbox = outbox
+        self._outbox_reported: tuple[float, OutboxStats] | None = None
         self._pending: dict[str, Any] = {}
-        self._queued: collections.deque[tuple[str, str]] = collections.deque(
-            maxlen=MAX_QUEUED_READINGS
-        )
         self._wake = asyncio.Event()
         self._config_changed = asyncio.Event()
         self._sensor_lock = asyncio.Lock()
         self._tasks: asyncio.TaskGroup | None = None
-        self._run_id = uuid.uuid4().hex[:8]
-        self._seq = 0
         self._sensor_state = ""
         self._outage: str | None = None
+        # Supervisor hooks (read-only; see "supervisor hooks" below).
+        self.started = asyncio.Event()
+        self._loops: tuple[asyncio.Task[None], ...] = ()
+        self._link: ModuleLink | None = None
         link = config.link
         self._backoff = Backoff(
             base_s=link.backoff_base_s,
@@ -108,11 +112,35 @@ class ModuleRunner:
         try:
             async with asyncio.TaskGroup() as tasks:
                 self._tasks = tasks
-                tasks.create_task(self._sample_loop(), name=f"{self._name}.sample")
-                tasks.create_task(self._link_loop(link), name=f"{self._name}.link")
+                self._loops = (
+                    tasks.create_task(self._sample_loop(), name=f"{self._name}.sample"),
+                    tasks.create_task(self._link_loop(link), name=f"{self._name}.link"),
+                )
+                self._link = link
+                self.started.set()
         finally:
             await link.close()
             await self._sensor.close()
+
+    # -- supervisor hooks (read-only) -----------------------------------------
+
+    @property
+    def alive(self) -> bool:
+        """Whether the runner has started and its two loops still run."""
+        return self.started.is_set() and not any(t.done() for t in self._loops)
+
+    @property
+    def status(self) -> str:
+        """One word for the service status line.
+
+        ``degraded`` (the sensor fails), ``connected``, ``offline`` (a connect
+        failed; retrying with backoff) or ``connecting`` (first attempt).
+        """
+        if self._sensor_state == "degraded":
+            return "degraded"
+        if self._link is not None and self._link.connected:
+            return "connected"
+        return "offline" if self._outage is not None else "connecting"
 
     # -- link -------------------------------------------------------------
 
@@ -148,9 +176,11 @@ class ModuleRunner:
             for patch in link.take_patches():
                 await self._on_patch(link, patch)
             await self._flush_reported(link)
-            await self._send_queued(link)
+            due_s = await self._send_due(link)
             if not link.has_patches():
-                await self._wake.wait()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(due_s):
+                        await self._wake.wait()
 
     async def _wait_before_retry(self, err: Exception) -> None:
         delay_s = self._backoff.next_delay_s()
@@ -368,14 +398,43 @@ class ModuleRunner:
 
     # -- telemetry --------------------------------------------------------
 
-    async def _send_queued(self, link: ModuleLink) -> None:
-        while self._queued:
-            message_id, body = self._queued[0]
+    async def _send_due(self, link: ModuleLink) -> float | None:
+        """Send every pack that is due; return seconds until the next one."""
+        latency_s = self._config.outbox.max_latency_s
+        while pack := await asyncio.to_thread(
+            self._outbox.next_pack, self._name, max_latency_s=latency_s
+        ):
             await link.send(
-                body, message_id=message_id, properties={"module": self._name}
+                pack.body, message_id=pack.message_id, properties=_properties(pack)
             )
-            self._queued.popleft()
-            _READINGS.debug("reading sent module=%s body=%s", self._name, body)
+            await asyncio.to_thread(self._outbox.acked, pack)
+            _READINGS.debug(
+                "readings sent module=%s message_id=%s count=%d body=%s",
+                self._name,
+                pack.message_id,
+                pack.count,
+                pack.body,
+            )
+        await self._report_outbox()
+        return await asyncio.to_thread(
+            self._outbox.due_in_s, self._name, max_latency_s=latency_s
+        )
+
+    async def _report_outbox(self) -> None:
+        stats = await asyncio.to_thread(self._outbox.stats, self._name)
+        now = self._monotonic()
+        if self._outbox_reported is not None:
+            last_at, last = self._outbox_reported
+            if stats.dropped > last.dropped:
+                _LOGGER.warning(
+                    "outbox full or stale, readings dropped module=%s dropped=%d",
+                    self._name,
+                    stats.dropped - last.dropped,
+                )
+            elif now - last_at < OUTBOX_REPORT_INTERVAL_S or stats == last:
+                return
+        self._outbox_reported = (now, stats)
+        self._pending["outbox"] = _outbox_report(stats)
 
     # -- sampling ---------------------------------------------------------
 
@@ -421,15 +480,19 @@ class ModuleRunner:
             self._set_sensor_state("degraded", str(err))
             return
         self._set_sensor_state("ok", "")
-        self._seq += 1
-        body = self._shaper.shape(reading, effective, seq=self._seq)
-        if body is None:
-            _READINGS.debug("reading skipped module=%s seq=%d", self._name, self._seq)
+        fields = self._shaper.shape(reading, effective)
+        if fields is None:
+            _READINGS.debug("reading skipped module=%s", self._name)
             return
-        if len(self._queued) == self._queued.maxlen:
-            _LOGGER.warning("reading queue full, oldest dropped module=%s", self._name)
-        self._queued.append((f"{self._name}-{self._run_id}-{self._seq}", body))
-        _READINGS.debug("reading queued module=%s body=%s", self._name, body)
+        seq = await asyncio.to_thread(
+            self._outbox.append,
+            self._name,
+            fields,
+            taken_at=reading.taken_at.timestamp(),
+        )
+        _READINGS.debug(
+            "reading stored module=%s seq=%d fields=%s", self._name, seq, fields
+        )
         self._wake.set()
 
     def _set_sensor_state(self, state: str, error: str) -> None:
@@ -449,3 +512,25 @@ class ModuleRunner:
                 }
             }
         )
+
+
+def _properties(pack: Pack) -> dict[str, str]:
+    """Application properties of a pack, for routing queries in the hub."""
+    return {
+        "module": pack.module_id,
+        "first_seq": str(pack.first_seq),
+        "last_seq": str(pack.last_seq),
+        "count": str(pack.count),
+    }
+
+
+def _outbox_report(stats: OutboxStats) -> dict[str, Any]:
+    """The reported ``outbox`` property; absent figures are left out."""
+    report: dict[str, Any] = {"depth": stats.depth, "dropped": stats.dropped}
+    if stats.oldest_age_s is not None:
+        report["oldest_age_s"] = round(stats.oldest_age_s, 1)
+    if stats.last_sent is not None:
+        report["last_sent"] = dt.datetime.fromtimestamp(
+            stats.last_sent, dt.UTC
+        ).isoformat(timespec="seconds")
+    return report

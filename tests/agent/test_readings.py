@@ -1,5 +1,4 @@
 import datetime as dt
-import json
 
 from agent.properties import defaults_for
 from agent.readings import ReadingShaper
@@ -11,16 +10,13 @@ AT = dt.datetime(2026, 5, 1, 12, 0, tzinfo=dt.UTC)
 def test_temperature_in_fahrenheit_with_offset() -> None:
     """Test that unit F and the offset change the sent temperature."""
     effective = {**defaults_for("temperature"), "unit": "F", "offset_c": -1.0}
-    shaper = ReadingShaper("temperature", "temperature")
+    shaper = ReadingShaper("temperature")
 
-    body = shaper.shape(
-        Reading({"temperature_c": 21.0, "humidity_pct": 40.0}, AT), effective, seq=3
+    fields = shaper.shape(
+        Reading({"temperature_c": 21.0, "humidity_pct": 40.0}, AT), effective
     )
 
-    assert body is not None
-    assert json.loads(body) == {
-        "module": "temperature",
-        "seq": 3,
+    assert fields == {
         "taken_at": "2026-05-01T12:00:00.000+00:00",
         "temperature_f": 68.0,
         "humidity_pct": 40.0,
@@ -30,11 +26,11 @@ def test_temperature_in_fahrenheit_with_offset() -> None:
 def test_small_light_changes_are_skipped() -> None:
     """Test that a change under lux_change_to_report sends nothing."""
     effective = {**defaults_for("light"), "lux_change_to_report": 50.0}
-    shaper = ReadingShaper("light", "light")
+    shaper = ReadingShaper("light")
 
-    first = shaper.shape(Reading({"illuminance_lux": 400.0}, AT), effective, seq=1)
-    small = shaper.shape(Reading({"illuminance_lux": 430.0}, AT), effective, seq=2)
-    large = shaper.shape(Reading({"illuminance_lux": 460.0}, AT), effective, seq=3)
+    first = shaper.shape(Reading({"illuminance_lux": 400.0}, AT), effective)
+    small = shaper.shape(Reading({"illuminance_lux": 430.0}, AT), effective)
+    large = shaper.shape(Reading({"illuminance_lux": 460.0}, AT), effective)
 
     assert first is not None
     assert large is not None
@@ -48,10 +44,10 @@ def test_moisture_below_threshold_is_dry() -> None:
         "dry_threshold_pct": 35.0,
         "location": "bed 2",
     }
-    shaper = ReadingShaper("moisture", "moisture")
+    shaper = ReadingShaper("moisture")
 
-    body = shaper.shape(Reading({"moisture_pct": 34.0}, AT), effective, seq=1)
+    fields = shaper.shape(Reading({"moisture_pct": 34.0}, AT), effective)
 
-    assert body is not None
-    assert json.loads(body)["dry"] is True
-    assert json.loads(body)["location"] == "bed 2"
+    assert fields is not None
+    assert fields["dry"] is True
+    assert fields["location"] == "bed 2"

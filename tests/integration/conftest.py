@@ -162,6 +162,10 @@ def write_agent_config(
         "backoff_cap_s = 1.0",
         "call_timeout_s = 10",
         "",
+        "[outbox]",
+        "max_latency_s = 0.5",
+        "commit_interval_s = 1",
+        "",
     ]
     for module_id, key in keys.items():
         lines += [

@@ -273,6 +273,7 @@ async def test_telemetry_arrives_under_each_module_identity(
         )
         body = json.loads(messages[-1]["body"])
         assert body["module"] == module_id
+        assert body["readings"][0]["seq"] == body["first_seq"]
         assert messages[-1]["module_id"] == module_id
         assert messages[-1]["content_type"] == "application/json"
         assert messages[-1]["content_encoding"] == "utf-8"
@@ -340,8 +341,12 @@ async def test_trace_replay_sends_recorded_values(
         lambda: hub.telemetry(DEVICE_ID, "temperature", limit=1),
         what="a reading from the trace",
     )
-    body = json.loads(messages[0]["body"])
-    assert (body["temperature_c"], body["humidity_pct"]) == (23.18, 27.272)
+    first = json.loads(messages[0]["body"])["readings"][0]
+    assert (first["seq"], first["temperature_c"], first["humidity_pct"]) == (
+        1,
+        23.18,
+        27.272,
+    )
 
 
 async def test_patch_skipping_a_version_triggers_full_resync(
