@@ -16,7 +16,7 @@ from agent.errors import ConfigError, DesiredRejected
 
 # Hours-long intervals are allowed, but a typo like 86400000 is not.
 MAX_INTERVAL_S = 86_400.0
-MIN_INTERVAL_S = 1.0
+MIN_INTERVAL_S = 0.1
 
 Value = bool | int | float | str
 

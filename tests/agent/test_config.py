@@ -105,7 +105,7 @@ def test_group_readable_config_is_accepted(tmp_path: Path) -> None:
         (
             ("sample_interval_s = 15", "sample_interval_s = 0"),
             "[modules.light] sample_interval_s: 0 is out of range; "
-            "use a value from 1 to 86400",
+            "use a value from 0.1 to 86400",
         ),
         (
             ("sample_interval_s = 15", "speed = 3"),
