@@ -10,6 +10,7 @@ properties coalesced, then telemetry).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import datetime as dt
 import logging
@@ -31,6 +32,8 @@ from sensors.base import Sensor
 _LOGGER = logging.getLogger(__name__)
 _READINGS = logging.getLogger("agent.readings")
 
+# Applied desired versions kept in the state file, for operators and tests.
+HISTORY_LENGTH = 50
 # The outbox's figures go into reported properties at most this often
 # (twin updates are metered and throttled), and at once when it drops.
 OUTBOX_REPORT_INTERVAL_S = 600.0
@@ -72,6 +75,9 @@ class ModuleRunner:
         self._outbox = outbox
         self._outbox_reported: tuple[float, OutboxStats] | None = None
         self._pending: dict[str, Any] = {}
+        self._history: collections.deque[tuple[int, str]] = collections.deque(
+            maxlen=HISTORY_LENGTH
+        )
         self._wake = asyncio.Event()
         self._config_changed = asyncio.Event()
         self._sensor_lock = asyncio.Lock()
@@ -95,6 +101,7 @@ class ModuleRunner:
         self._sync = TwinSync(self._module.kind, self._module.properties, state.twin)
         self._pending.update(encode_acks(self._sync.initial_acks()))
         self._pending.update(state.pending_reported)
+        self._history.extend(state.history)
         _LOGGER.info(
             "module started module=%s kind=%s driver=%s applied_version=%d",
             self._name,
@@ -157,7 +164,11 @@ class ModuleRunner:
             self._link_up()
             try:
                 await self._serve(link)
-            except (LinkError, HubRefused) as err:
+            except HubRefused as err:
+                # Throttled or refused: the link itself is fine.
+                self._backoff.link_down()
+                await self._wait_before_retry(err)
+            except LinkError as err:
                 self._backoff.link_down()
                 if link.connected:
                     # A call failed while the SDK claims a connection: the
@@ -268,6 +279,7 @@ class ModuleRunner:
 
     async def _applied(self, outcome: SyncOutcome, *, source: str) -> None:
         self._pending.update(encode_acks(outcome.acks))
+        self._history.append((outcome.desired_version, source))
         await self._save()
         if outcome.recreated:
             _LOGGER.warning(
@@ -319,7 +331,9 @@ class ModuleRunner:
         await self._save()
 
     async def _save(self) -> None:
-        state = ModuleState(self._sync.state(), dict(self._pending))
+        state = ModuleState(
+            self._sync.state(), dict(self._pending), list(self._history)
+        )
         await asyncio.to_thread(self._store.save, self._name, state)
 
     def _report(self, patch: Mapping[str, Any]) -> None:

@@ -30,10 +30,13 @@ class ModuleState:
     Attributes:
         twin: Applied desired version and accepted values.
         pending_reported: Reported properties not yet acknowledged by the hub.
+        history: The last desired versions applied, oldest first, each with
+            how it came (``patch`` or ``resync``).
     """
 
     twin: TwinState = field(default_factory=TwinState)
     pending_reported: dict[str, Any] = field(default_factory=dict)
+    history: list[tuple[int, str]] = field(default_factory=list)
 
 
 class StateStore:
@@ -102,6 +105,7 @@ def _encode(state: ModuleState) -> dict[str, Any]:
         "applied_version": state.twin.applied_version,
         "accepted": state.twin.accepted,
         "pending_reported": state.pending_reported,
+        "history": state.history,
     }
 
 
@@ -112,7 +116,10 @@ def _decode(raw: dict[str, Any]) -> ModuleState:
     accepted: dict[str, Value] = dict(raw["accepted"])
     if not isinstance(version, int) or version < 0:
         raise ValueError(f"bad applied_version {version!r}")
-    return ModuleState(TwinState(version, accepted), dict(raw["pending_reported"]))
+    history = [(int(v), str(source)) for v, source in raw.get("history", [])]
+    return ModuleState(
+        TwinState(version, accepted), dict(raw["pending_reported"]), history
+    )
 
 
 def _fsync_directory(directory: Path) -> None:

@@ -7,7 +7,11 @@ from agent.twinsync import TwinState
 def test_saved_state_loads_back(tmp_path: Path) -> None:
     """Test that applied version, values and pending reports survive."""
     store = StateStore(tmp_path / "state")
-    state = ModuleState(TwinState(12, {"unit": "F"}), {"unit": {"ac": 200}})
+    state = ModuleState(
+        TwinState(12, {"unit": "F"}),
+        {"unit": {"ac": 200}},
+        [(11, "patch"), (12, "resync")],
+    )
 
     store.save("temperature", state)
 
