@@ -7,7 +7,9 @@ the 400 acknowledgement.
 
 from __future__ import annotations
 
+import json
 import math
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -58,8 +60,10 @@ class Property:
         elif isinstance(checked, int | float) and not isinstance(checked, bool):
             _check_range(self, checked)
         if self.choices and checked not in self.choices:
-            allowed = ", ".join(repr(c) for c in self.choices)
-            raise DesiredRejected(self.name, f"{checked!r} is not one of {allowed}")
+            allowed = ", ".join(_show(c) for c in self.choices)
+            raise DesiredRejected(
+                self.name, f"{_show(checked)} is not one of {allowed}"
+            )
         return checked
 
 
@@ -193,10 +197,14 @@ def _check_type(prop: Property, value: object) -> Value:
         return value
     if prop.kind in ("number", "integer") and got == "number":
         assert isinstance(value, int | float)
-        if prop.kind == "integer" and not float(value).is_integer():
-            raise DesiredRejected(prop.name, f"expected an integer, got {value!r}")
         if not math.isfinite(value):
-            raise DesiredRejected(prop.name, f"expected a finite number, got {value!r}")
+            raise DesiredRejected(
+                prop.name, f"expected a finite number, got {_number(value)}"
+            )
+        if prop.kind == "integer" and not float(value).is_integer():
+            raise DesiredRejected(
+                prop.name, f"expected an integer, got {_number(value)}"
+            )
         return int(value) if prop.kind == "integer" else float(value)
     expected = "a number" if prop.kind == "integer" else f"a {prop.kind}"
     raise DesiredRejected(prop.name, f"expected {expected}, got {got} {_show(value)}")
@@ -208,7 +216,8 @@ def _check_range(prop: Property, value: float) -> None:
     if not low <= value <= high:
         raise DesiredRejected(
             prop.name,
-            f"{value:g} is out of range; use a value from {low:g} to {high:g}",
+            f"{_number(value)} is out of range; use a value from "
+            f"{_number(low)} to {_number(high)}",
         )
 
 
@@ -217,7 +226,11 @@ def _check_length(prop: Property, value: str) -> None:
     if not value or len(value) > prop.maximum:
         raise DesiredRejected(
             prop.name,
-            f"{len(value)} characters; use 1 to {prop.maximum:g} characters",
+            f"{len(value)} characters; use 1 to {_number(prop.maximum)} characters",
+        )
+    if any(unicodedata.category(c) in ("Cc", "Cs") for c in value):
+        raise DesiredRejected(
+            prop.name, "control characters are not allowed; send printable text"
         )
 
 
@@ -236,5 +249,13 @@ def _json_type(value: object) -> str:
 
 
 def _show(value: object) -> str:
-    text = repr(value)
+    # Shown as JSON, the way the operator wrote it in the twin.
+    text = json.dumps(value, ensure_ascii=False, allow_nan=True)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _number(value: float) -> str:
+    """Spell a number exactly, without a trailing ``.0`` for whole ones."""
+    if math.isfinite(value) and float(value).is_integer():
+        return str(int(value))
+    return repr(float(value))

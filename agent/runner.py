@@ -24,6 +24,7 @@ from agent.errors import AuthRefused, HubRefused, LinkError, SensorError, TwinEr
 from agent.hubclient import MethodCall, ModuleLink
 from agent.outbox import Outbox, OutboxStats, Pack
 from agent.readings import ReadingShaper
+from agent.reported import ReportedProperties, is_ack
 from agent.state import ModuleState, StateStore
 from agent.twin_wire import desired_from_twin, encode_acks, parse_desired
 from agent.twinsync import Action, SyncOutcome, TwinSync
@@ -74,7 +75,7 @@ class ModuleRunner:
         self._shaper = ReadingShaper(module.kind)
         self._outbox = outbox
         self._outbox_reported: tuple[float, OutboxStats] | None = None
-        self._pending: dict[str, Any] = {}
+        self._reported = ReportedProperties()
         self._history: collections.deque[tuple[int, str]] = collections.deque(
             maxlen=HISTORY_LENGTH
         )
@@ -99,8 +100,15 @@ class ModuleRunner:
         """Run the module until cancelled; sensor trouble only degrades it."""
         state = await asyncio.to_thread(self._store.load, self._name)
         self._sync = TwinSync(self._module.kind, self._module.properties, state.twin)
-        self._pending.update(encode_acks(self._sync.initial_acks()))
-        self._pending.update(state.pending_reported)
+        if self._sync.repaired:
+            _LOGGER.warning(
+                "state file held values no longer allowed, resyncing from the twin "
+                "module=%s properties=%s",
+                self._name,
+                ",".join(self._sync.repaired),
+            )
+        self._reported = ReportedProperties(state.reported, state.pending_reported)
+        self._report_initial_acks()
         self._history.extend(state.history)
         _LOGGER.info(
             "module started module=%s kind=%s driver=%s applied_version=%d",
@@ -245,9 +253,10 @@ class ModuleRunner:
             )
         else:
             await self._applied(outcome, source="resync")
+            self._clear_unknown_acks(desired_from_twin(twin).members)
         reported = twin.get("reported")
         if isinstance(reported, dict):
-            self._drop_already_reported(reported)
+            self._reported.reconcile(reported)
 
     async def _on_patch(self, link: ModuleLink, raw: dict[str, Any]) -> None:
         try:
@@ -278,7 +287,8 @@ class ModuleRunner:
             await self._applied(outcome, source="patch")
 
     async def _applied(self, outcome: SyncOutcome, *, source: str) -> None:
-        self._pending.update(encode_acks(outcome.acks))
+        self._reported.set(encode_acks(outcome.acks))
+        self._reported.set(dict.fromkeys(outcome.cleared))
         self._history.append((outcome.desired_version, source))
         await self._save()
         if outcome.recreated:
@@ -304,40 +314,82 @@ class ModuleRunner:
                 name,
                 outcome.acks[name].description,
             )
+        if outcome.unacked:
+            _LOGGER.warning(
+                "unknown desired keys not acknowledged module=%s count=%d first=%s",
+                self._name,
+                len(outcome.unacked),
+                outcome.unacked[0],
+            )
         self._config_changed.set()
 
-    def _drop_already_reported(self, reported: Mapping[str, Any]) -> None:
-        for name in [n for n, v in self._pending.items() if reported.get(n) == v]:
-            del self._pending[name]
+    def _report_initial_acks(self) -> None:
+        # Config values may have changed since the last run; a 400 ack is
+        # kept, since it tells the operator about a desired value.
+        wanted = self._reported.wanted
+        self._reported.set(
+            {
+                name: ack
+                for name, ack in encode_acks(self._sync.initial_acks()).items()
+                if wanted.get(name, {}).get("ac", 203) == 203
+            }
+        )
+
+    def _clear_unknown_acks(self, members: Mapping[str, Any]) -> None:
+        stale = [
+            name
+            for name, value in self._reported.wanted.items()
+            if is_ack(value)
+            and not self._sync.is_writable(name)
+            and name not in members
+        ]
+        self._reported.set(dict.fromkeys(stale))
 
     async def _flush_reported(self, link: ModuleLink) -> None:
-        if not self._pending:
+        sending = self._reported.pending
+        if not sending:
             return
-        sending = dict(self._pending)
+        refused = await self._send_reported(link, sending)
+        if refused:
+            _LOGGER.error(
+                "reported properties refused by the hub, not reported module=%s "
+                "keys=%s",
+                self._name,
+                ",".join(sorted(refused)),
+            )
+            self._reported.give_up(refused)
+        self._reported.sent(sending)
+        await self._save()
+
+    async def _send_reported(
+        self, link: ModuleLink, patch: Mapping[str, Any]
+    ) -> list[str]:
+        """Send a patch; on a 4xx refusal, halve it to find the keys at fault."""
         try:
-            await link.patch_reported(sending)
+            await link.patch_reported(patch)
         except HubRefused as err:
             if err.status == 429 or err.status >= 500:
                 raise
-            _LOGGER.error(
-                "reported patch refused, dropped module=%s status=%d keys=%s",
-                self._name,
-                err.status,
-                ",".join(sorted(sending)),
-            )
-        for name, value in sending.items():
-            if self._pending.get(name) == value:
-                del self._pending[name]
-        await self._save()
+        else:
+            return []
+        if len(patch) == 1:
+            return list(patch)
+        items = list(patch.items())
+        half = len(items) // 2
+        first = await self._send_reported(link, dict(items[:half]))
+        return first + await self._send_reported(link, dict(items[half:]))
 
     async def _save(self) -> None:
         state = ModuleState(
-            self._sync.state(), dict(self._pending), list(self._history)
+            self._sync.state(),
+            self._reported.pending,
+            list(self._history),
+            self._reported.wanted,
         )
         await asyncio.to_thread(self._store.save, self._name, state)
 
     def _report(self, patch: Mapping[str, Any]) -> None:
-        self._pending.update(patch)
+        self._reported.set(patch)
         self._wake.set()
 
     # -- direct methods ---------------------------------------------------
@@ -448,7 +500,7 @@ class ModuleRunner:
             elif now - last_at < OUTBOX_REPORT_INTERVAL_S or stats == last:
                 return
         self._outbox_reported = (now, stats)
-        self._pending["outbox"] = _outbox_report(stats)
+        self._reported.set({"outbox": _outbox_report(stats)})
 
     # -- sampling ---------------------------------------------------------
 

@@ -32,11 +32,13 @@ class ModuleState:
         pending_reported: Reported properties not yet acknowledged by the hub.
         history: The last desired versions applied, oldest first, each with
             how it came (``patch`` or ``resync``).
+        reported: What the module's reported properties should say.
     """
 
     twin: TwinState = field(default_factory=TwinState)
     pending_reported: dict[str, Any] = field(default_factory=dict)
     history: list[tuple[int, str]] = field(default_factory=list)
+    reported: dict[str, Any] = field(default_factory=dict)
 
 
 class StateStore:
@@ -106,6 +108,7 @@ def _encode(state: ModuleState) -> dict[str, Any]:
         "accepted": state.twin.accepted,
         "pending_reported": state.pending_reported,
         "history": state.history,
+        "reported": state.reported,
     }
 
 
@@ -118,7 +121,10 @@ def _decode(raw: dict[str, Any]) -> ModuleState:
         raise ValueError(f"bad applied_version {version!r}")
     history = [(int(v), str(source)) for v, source in raw.get("history", [])]
     return ModuleState(
-        TwinState(version, accepted), dict(raw["pending_reported"]), history
+        TwinState(version, accepted),
+        dict(raw["pending_reported"]),
+        history,
+        dict(raw.get("reported", {})),
     )
 
 

@@ -17,6 +17,7 @@ still applies.
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,6 +26,10 @@ from typing import Any
 from agent.errors import DesiredRejected
 from agent.properties import Property, Value, defaults_for, properties_for
 from agent.twin_wire import DesiredDocument, PropertyAck
+
+# Unknown keys acknowledged per document; more would only bloat the reported
+# section (32 KB in all) with the same complaint.
+MAX_UNKNOWN_ACKS = 10
 
 
 class Action(enum.Enum):
@@ -59,6 +64,8 @@ class SyncOutcome:
         changed: Properties whose effective value changed.
         acks: One acknowledgement per property to report.
         recreated: The document was older than the applied one.
+        cleared: Unknown keys removed from desired, whose acks should go.
+        unacked: Unknown keys past the acknowledgement cap.
     """
 
     action: Action
@@ -66,6 +73,8 @@ class SyncOutcome:
     changed: tuple[str, ...] = ()
     acks: Mapping[str, PropertyAck] = field(default_factory=dict)
     recreated: bool = False
+    cleared: tuple[str, ...] = ()
+    unacked: tuple[str, ...] = ()
 
     @property
     def rejected(self) -> tuple[str, ...]:
@@ -90,12 +99,16 @@ class TwinSync:
     ) -> None:
         self._props = properties_for(kind)
         self._fallback: dict[str, Value] = {**defaults_for(kind), **local}
-        self._state = state or TwinState()
+        self._state, self.repaired = self._checked(state or TwinState())
 
     @property
     def applied_version(self) -> int:
         """The last desired version applied (0 before the first sync)."""
         return self._state.applied_version
+
+    def is_writable(self, name: str) -> bool:
+        """Whether ``name`` is one of this module's writable properties."""
+        return name in self._props
 
     @property
     def effective(self) -> dict[str, Value]:
@@ -123,14 +136,15 @@ class TwinSync:
 
         before = self.effective
         accepted = dict(self._state.accepted)
-        acks = self._merge(accepted, document.members, version)
+        acks, cleared, unacked = self._merge(accepted, document.members, version)
         for name in list(accepted):
             if name not in document.members and name in self._fallback:
                 del accepted[name]
                 acks[name] = PropertyAck(
                     self._fallback[name], 200, version, "removed; back to default"
                 )
-        return self._commit(accepted, acks, before, version, recreated=recreated)
+        outcome = self._commit(accepted, acks, before, version, recreated=recreated)
+        return dataclasses.replace(outcome, cleared=cleared, unacked=unacked)
 
     def apply_patch(self, patch: DesiredDocument) -> SyncOutcome:
         """Apply a desired patch if it is the next one; otherwise say why not."""
@@ -143,25 +157,34 @@ class TwinSync:
 
         before = self.effective
         accepted = dict(self._state.accepted)
-        acks = self._merge(accepted, patch.members, version)
-        return self._commit(accepted, acks, before, version, recreated=False)
+        acks, cleared, unacked = self._merge(accepted, patch.members, version)
+        outcome = self._commit(accepted, acks, before, version, recreated=False)
+        return dataclasses.replace(outcome, cleared=cleared, unacked=unacked)
 
     def _merge(
         self,
         accepted: dict[str, Value],
         members: Mapping[str, Any],
         version: int,
-    ) -> dict[str, PropertyAck]:
+    ) -> tuple[dict[str, PropertyAck], tuple[str, ...], tuple[str, ...]]:
         acks: dict[str, PropertyAck] = {}
+        cleared: list[str] = []
+        unacked: list[str] = []
+        unknown_acks = 0
         for name, value in members.items():
             prop = self._props.get(name)
-            if prop is None:
+            if prop is None and value is None:
+                cleared.append(name)
+            elif prop is None and unknown_acks >= MAX_UNKNOWN_ACKS:
+                unacked.append(name)
+            elif prop is None:
+                unknown_acks += 1
                 acks[name] = PropertyAck(None, 400, version, self._unknown(name))
             elif value is None:
                 acks[name] = self._remove(prop, accepted, version)
             else:
                 acks[name] = self._set(prop, value, accepted, version)
-        return acks
+        return acks, tuple(cleared), tuple(unacked)
 
     def _set(
         self,
@@ -205,6 +228,28 @@ class TwinSync:
         keys = sorted(set(before) | set(after))
         changed = tuple(k for k in keys if before.get(k) != after.get(k))
         return SyncOutcome(Action.APPLIED, version, changed, acks, recreated)
+
+    def _checked(self, state: TwinState) -> tuple[TwinState, tuple[str, ...]]:
+        """Drop saved values that are no longer allowed.
+
+        A saved state is only trusted whole: if any value fails today's
+        checks (a hand-edited file, a range tightened by an upgrade), the
+        applied version is forgotten so the next connect applies the twin's
+        desired document afresh.
+        """
+        accepted: dict[str, Value] = {}
+        bad: list[str] = []
+        for name, value in state.accepted.items():
+            prop = self._props.get(name)
+            try:
+                if prop is None:
+                    raise DesiredRejected(name, "not a writable property")
+                accepted[name] = prop.check(value)
+            except DesiredRejected:
+                bad.append(name)
+        if not bad:
+            return state, ()
+        return TwinState(0, accepted), tuple(bad)
 
     def _unknown(self, name: str) -> str:
         known = ", ".join(sorted(self._props))

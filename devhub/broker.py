@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from devhub import mqtt_codec as mqtt
+from devhub.faults import Faults
 from devhub.store import Store
 from devhub.topics import Principal, topic_matches
 
@@ -47,6 +48,10 @@ class Refused(Exception):
 
 class AccessDenied(Exception):
     """A PUBLISH is not allowed; the connection is closed."""
+
+
+class Throttled(Exception):
+    """A PUBLISH is refused as over a throttle; the connection is closed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +105,7 @@ class Broker:
         store: Where sessions and subscriptions persist.
         clock: Seconds since the epoch (injectable for tests).
         max_packet_bytes: Packets longer than this close the connection.
+        faults: Test knobs; all off unless a test turns them on.
     """
 
     def __init__(
@@ -108,8 +114,10 @@ class Broker:
         *,
         clock: Callable[[], float],
         max_packet_bytes: int = MAX_PACKET_BYTES,
+        faults: Faults | None = None,
     ) -> None:
         self._store = store
+        self._faults = faults or Faults()
         self._clock = clock
         self._max_packet_bytes = max_packet_bytes
         self._live: dict[str, _Connection] = {}
@@ -165,6 +173,15 @@ class Broker:
         _LOGGER.debug("sent client_id=%s topic=%s", client_id, topic)
         return True
 
+    def disconnect(self, client_id: str) -> bool:
+        """Abort the client's connection; return True if it had one."""
+        conn = self._live.get(client_id)
+        if conn is None:
+            return False
+        _LOGGER.info("connection closed by the hub client_id=%s", client_id)
+        conn.abort()
+        return True
+
     def drop(self, selected: Callable[[Principal], bool]) -> int:
         """Abort (no DISCONNECT) the connections ``selected`` picks."""
         chosen = [c for c in self._live.values() if selected(c.principal)]
@@ -183,6 +200,9 @@ class Broker:
         conn = None
         try:
             conn = await self._handshake(reader, writer)
+            if conn is not None and self._faults.take("close_after_connack"):
+                await writer.drain()
+                raise _Close("closed after CONNACK by fault knob")
             if conn is not None:
                 await self._read_loop(conn, reader)
         except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
@@ -293,6 +313,8 @@ class Broker:
             await self._endpoint.on_publish(conn.principal, publish, is_will=False)
         except AccessDenied as err:
             raise _Close(f"publish denied: {err}") from None
+        except Throttled as err:
+            raise _Close(f"throttled, no PUBACK: {err}") from None
         if publish.qos == 1 and publish.packet_id is not None:
             conn.send(mqtt.PubAck(publish.packet_id))
 

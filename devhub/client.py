@@ -43,6 +43,7 @@ class ServiceInfo:
     connection_string: str
     ca_path: Path
     mqtt_host: str
+    hostname: str = "devhub.local"
 
 
 def default_state_dir() -> Path:
@@ -71,6 +72,7 @@ def load_service_info(state_dir: Path | None = None) -> ServiceInfo:
             connection_string=info["connection_string"],
             ca_path=Path(info["ca_path"]),
             mqtt_host=info["mqtt_host"],
+            hostname=info.get("hostname", "devhub.local"),
         )
     except FileNotFoundError:
         raise HubNotRunning(
@@ -176,6 +178,13 @@ class ServiceClient:
         path = _twin_path(device_id, module_id)
         return self._object("PATCH", path, patch, headers={"If-Match": '"*"'})
 
+    def replace_module_twin(
+        self, device_id: str, module_id: str, twin: dict[str, object]
+    ) -> dict[str, object]:
+        """PUT tags and/or desired properties whole; return the full twin."""
+        path = _twin_path(device_id, module_id)
+        return self._object("PUT", path, twin, headers={"If-Match": '"*"'})
+
     def invoke_method(
         self,
         device_id: str,
@@ -184,22 +193,28 @@ class ServiceClient:
         payload: object = None,
         *,
         timeout_s: int = 30,
+        connect_timeout_s: int = 0,
     ) -> dict[str, object]:
         """Call a direct method; return ``{"status", "payload"}``."""
         body = {
             "methodName": name,
             "payload": payload,
             "responseTimeoutInSeconds": timeout_s,
+            "connectTimeoutInSeconds": connect_timeout_s,
         }
         path = _twin_path(device_id, module_id) + "/methods"
-        return self._object("POST", path, body, timeout_s=timeout_s + METHOD_MARGIN_S)
+        wait_s = timeout_s + connect_timeout_s + METHOD_MARGIN_S
+        return self._object("POST", path, body, timeout_s=wait_s)
 
     def telemetry(
-        self, device_id: str, module_id: str, *, limit: int = 20
+        self, device_id: str, module_id: str, *, limit: int = 20, after: int = 0
     ) -> list[object]:
-        """Return the module's newest ``limit`` messages, oldest first."""
+        """Return the module's newest ``limit`` messages, oldest first.
+
+        Only messages with a ``sequence_number`` above ``after`` count.
+        """
         path = f"/devhub/telemetry/{_seg(device_id)}/modules/{_seg(module_id)}"
-        return self._list("GET", f"{path}?limit={limit}")
+        return self._list("GET", f"{path}?limit={limit}&after={after}")
 
     def _object(
         self,

@@ -5,6 +5,8 @@ call into ``HubCore``; it alone touches the store.
 """
 
 import asyncio
+import base64
+import binascii
 import datetime
 import itertools
 import json
@@ -12,6 +14,7 @@ import logging
 import re
 import secrets
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Protocol
 
 from devhub import twins
@@ -20,8 +23,10 @@ from devhub.errors import (
     BadRequest,
     DeviceNotOnline,
     IdentityNotFound,
+    MessageTooLarge,
     MethodTimeout,
     PreconditionFailed,
+    TooManyModules,
 )
 from devhub.faults import Faults
 from devhub.store import Identity, RegistryEntry, Store, TelemetryRecord
@@ -41,6 +46,13 @@ _ID_RE = re.compile(r"[A-Za-z0-9\-:.+%_#*?!(),=@;$']{1,128}")
 _METHOD_NAME_RE = re.compile(r"[!#%&'*+\-.0-9A-Z^_`a-z|~]{1,128}")
 METHOD_TIMEOUT_S = (5, 300)
 DEFAULT_METHOD_TIMEOUT_S = 30
+# connectTimeoutInSeconds: how long a call waits for the module to come
+# online and subscribe; default 0 = it must be listening already (§6).
+METHOD_CONNECT_TIMEOUT_S = (0, 300)
+METHOD_PAYLOAD_MAX_BYTES = 128 * 1024
+METHOD_CONNECT_POLL_S = 0.1
+# Modules per device (module twins guide, 50-module revision; reference §0).
+MAX_MODULES_PER_DEVICE = 50
 NEVER = "0001-01-01T00:00:00Z"
 
 
@@ -52,6 +64,9 @@ class Delivery(Protocol):
 
     def connected_clients(self) -> set[str]:
         """Return the client ids with a live connection."""
+
+    def disconnect(self, client_id: str) -> bool:
+        """Close the client's connection; return True if it had one."""
 
 
 class HubCore:
@@ -115,7 +130,7 @@ class HubCore:
                     "digits and - : . + % _ # * ? ! ( ) , = @ ; $ '"
                 )
         if module_id is not None:
-            self.get_identity(device_id, None)
+            self._check_module_room(device_id, module_id)
         keys = (primary_key or new_key(), secondary_key or new_key())
         identity = Identity(device_id, module_id, *keys)
         now = self.now_iso()
@@ -124,6 +139,39 @@ class HubCore:
         self.store.add_identity(entry, twins.new_twin(now))
         _LOGGER.info("identity added device=%s module=%s", device_id, module_id)
         return entry
+
+    def update_identity(
+        self,
+        device_id: str,
+        module_id: str | None,
+        *,
+        primary_key: str | None,
+        secondary_key: str | None,
+        if_match: str,
+    ) -> RegistryEntry:
+        """Replace an identity's keys (PUT with If-Match on an existing one).
+
+        A key left None keeps its current value. New keys close the
+        identity's connection, whose token they no longer sign.
+
+        Raises:
+            IdentityNotFound: No such device or module.
+            PreconditionFailed: ``if_match`` is not ``*`` or the current etag.
+        """
+        entry = self.get_identity(device_id, module_id)
+        check_etag(if_match, registry_etag(entry), what="identity")
+        old = entry.identity
+        identity = replace(
+            old,
+            primary_key=primary_key or old.primary_key,
+            secondary_key=secondary_key or old.secondary_key,
+        )
+        updated = replace(entry, identity=identity)
+        self.store.update_identity(updated)
+        if identity != old:
+            self._delivery.disconnect(Principal(device_id, module_id).client_id)
+        _LOGGER.info("identity updated device=%s module=%s", device_id, module_id)
+        return updated
 
     def deliver(self, client_id: str, topic: str, body: bytes) -> bool:
         """Send to a connected, subscribed client; return True if sent."""
@@ -140,13 +188,19 @@ class HubCore:
             raise _not_found(device_id, module_id)
         return entry
 
-    def delete_identity(self, device_id: str, module_id: str | None) -> None:
-        """Delete an identity, its twin and sessions; drop its connections.
+    def delete_identity(
+        self, device_id: str, module_id: str | None, *, if_match: str | None = None
+    ) -> None:
+        """Delete an identity, its twin and sessions; close its connections.
+
+        A device takes its modules along.
 
         Raises:
             IdentityNotFound: No such device or module.
+            PreconditionFailed: ``if_match`` is not ``*`` or the current etag.
         """
-        self.get_identity(device_id, module_id)
+        entry = self.get_identity(device_id, module_id)
+        check_etag(if_match, registry_etag(entry), what="identity")
         principals = [Principal(device_id, module_id)]
         if module_id is None:
             modules = self.store.list_identities(device_id)
@@ -154,6 +208,7 @@ class HubCore:
         self.store.delete_identity(device_id, module_id)
         for principal in principals:
             self.store.open_session(principal.client_id, clean=True)
+            self._delivery.disconnect(principal.client_id)
         _LOGGER.info("identity deleted device=%s module=%s", device_id, module_id)
 
     def is_connected(self, device_id: str, module_id: str | None) -> bool:
@@ -188,11 +243,33 @@ class HubCore:
             BadRequest: The patch is malformed or breaks a twin rule.
         """
         twin = self.get_twin(device_id, module_id)
-        _check_etag(if_match, twin.etag)
+        check_etag(if_match, twin.etag, what="twin")
         new, desired_patch = twins.apply_service_patch(twin, body, self.now_iso())
-        self.store.save_twin(device_id, module_id, new)
-        if desired_patch is not None:
-            self._notify_desired(Principal(device_id, module_id), new, desired_patch)
+        self._save_and_notify(device_id, module_id, new, desired_patch)
+        return new
+
+    def replace_twin(
+        self,
+        device_id: str,
+        module_id: str | None,
+        body: JsonObject,
+        *,
+        if_match: str | None = None,
+    ) -> ModuleTwin:
+        """Apply a service PUT: replace tags and/or desired properties.
+
+        The module is notified of the new desired document plus null for
+        each removed key (reference §5.3).
+
+        Raises:
+            IdentityNotFound: No such device or module.
+            PreconditionFailed: ``if_match`` is not ``*`` or the current etag.
+            BadRequest: The body is malformed or breaks a twin rule.
+        """
+        twin = self.get_twin(device_id, module_id)
+        check_etag(if_match, twin.etag, what="twin")
+        new, desired_patch = twins.apply_service_replace(twin, body, self.now_iso())
+        self._save_and_notify(device_id, module_id, new, desired_patch)
         return new
 
     def patch_reported(self, principal: Principal, patch: JsonObject) -> int:
@@ -228,11 +305,14 @@ class HubCore:
         self.store.add_telemetry(record, keep=self._telemetry_keep)
 
     def telemetry(
-        self, device_id: str, module_id: str | None, *, limit: int
+        self, device_id: str, module_id: str | None, *, limit: int, after: int = 0
     ) -> list[TelemetryRecord]:
-        """Return the newest ``limit`` messages of an identity, oldest first."""
+        """Return an identity's newest ``limit`` messages, oldest first.
+
+        Only messages with a sequence number above ``after`` count.
+        """
         self.get_identity(device_id, module_id)
-        return self.store.telemetry(device_id, module_id, limit=limit)
+        return self.store.telemetry(device_id, module_id, limit=limit, after=after)
 
     async def invoke_method(
         self,
@@ -242,32 +322,39 @@ class HubCore:
         payload: object,
         *,
         timeout_s: float = DEFAULT_METHOD_TIMEOUT_S,
+        connect_timeout_s: float = 0,
     ) -> tuple[int, object]:
         """Call a direct method and return the module's status and payload.
 
+        Args:
+            device_id: The device.
+            module_id: The module (None calls the device).
+            name: The method name.
+            payload: Any JSON value, at most 128 KB encoded.
+            timeout_s: How long to wait for the answer (5 to 300 s).
+            connect_timeout_s: How long to wait for the module to be
+                connected and subscribed (0 to 300 s; 0 = not at all).
+
         Raises:
-            BadRequest: The method name or timeout is invalid.
+            BadRequest: The method name or a timeout is invalid.
+            MessageTooLarge: The request or response payload is over 128 KB.
             IdentityNotFound: No such device or module.
             DeviceNotOnline: The module is offline or not subscribed.
             MethodTimeout: No answer within ``timeout_s``.
         """
-        _check_method(name, timeout_s)
+        _check_method(name, timeout_s, connect_timeout_s)
+        body = _method_payload(payload, what="request")
         self.get_identity(device_id, module_id)
         client_id = Principal(device_id, module_id).client_id
         rid = format(next(self._rids), "x")
         future = asyncio.get_running_loop().create_future()
         self._pending[(client_id, rid)] = future
         try:
-            body = json.dumps(payload).encode()
-            if not self._delivery.deliver(
-                client_id, method_request_topic(name, rid), body
-            ):
-                raise DeviceNotOnline(
-                    f"{client_id} is not connected or not listening for methods; "
-                    "connect it and set its method handler"
-                )
+            topic = method_request_topic(name, rid)
+            await self._deliver_within(client_id, topic, body, connect_timeout_s)
             async with asyncio.timeout(timeout_s):
                 status, answer = await future
+            _method_payload(answer, what=f"response of {client_id}")
             return status, answer
         except TimeoutError:
             raise MethodTimeout(
@@ -290,6 +377,43 @@ class HubCore:
             )
             return
         future.set_result((status, payload))
+
+    async def _deliver_within(
+        self, client_id: str, topic: str, body: bytes, wait_s: float
+    ) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_s
+        # Connections and subscriptions have no event to wait on; poll.
+        while not self._delivery.deliver(client_id, topic, body):
+            if loop.time() >= deadline:
+                raise DeviceNotOnline(
+                    f"{client_id} is not connected or not listening for methods; "
+                    "connect it and set its method handler"
+                )
+            await asyncio.sleep(METHOD_CONNECT_POLL_S)
+
+    def _check_module_room(self, device_id: str, module_id: str) -> None:
+        self.get_identity(device_id, None)
+        if self.store.get_identity(device_id, module_id) is not None:
+            return  # The store reports the duplicate as 409.
+        count = len(self.store.list_identities(device_id))
+        if count >= MAX_MODULES_PER_DEVICE:
+            raise TooManyModules(
+                f"device {device_id!r} already has {count} modules, the most "
+                "IoT Hub allows; delete one before adding "
+                f"{module_id!r}"
+            )
+
+    def _save_and_notify(
+        self,
+        device_id: str,
+        module_id: str | None,
+        twin: ModuleTwin,
+        desired_patch: JsonObject | None,
+    ) -> None:
+        self.store.save_twin(device_id, module_id, twin)
+        if desired_patch is not None:
+            self._notify_desired(Principal(device_id, module_id), twin, desired_patch)
 
     def _notify_desired(
         self, principal: Principal, twin: ModuleTwin, patch: JsonObject
@@ -316,26 +440,53 @@ class HubCore:
         )
 
 
-def _check_etag(if_match: str | None, etag: str) -> None:
+def check_etag(if_match: str | None, etag: str, *, what: str) -> None:
+    """Check an ``If-Match`` header: absent and ``*`` (quoted or not) pass.
+
+    Raises:
+        PreconditionFailed: The header names another etag.
+    """
     if if_match is None or if_match.strip() in ("*", '"*"'):
         return
     if if_match.strip().strip('"') != etag:
         raise PreconditionFailed(
-            f"If-Match {if_match} does not match etag {etag!r}; "
-            'read the twin again or send If-Match: "*"'
+            f"If-Match {if_match} does not match the {what} etag {etag!r}; "
+            f'read the {what} again or send If-Match: "*"'
         )
 
 
-def _check_method(name: str, timeout_s: float) -> None:
+def registry_etag(entry: RegistryEntry) -> str:
+    """Return an identity's etag; it changes when keys or status change."""
+    ident = entry.identity
+    seed = ":".join(
+        (entry.generation_id, ident.primary_key, ident.secondary_key, entry.status)
+    ).encode()
+    return base64.b64encode(binascii.crc32(seed).to_bytes(4, "big")).decode()
+
+
+def _check_method(name: str, timeout_s: float, connect_timeout_s: float) -> None:
     if not _METHOD_NAME_RE.fullmatch(name):
         raise BadRequest(
             f"method name {name!r} is invalid; use letters, digits and - _ . only"
         )
-    low, high = METHOD_TIMEOUT_S
-    if not low <= timeout_s <= high:
-        raise BadRequest(
-            f"method timeout {timeout_s} s is out of range; use {low} to {high} s"
+    for field, value, (low, high) in (
+        ("responseTimeoutInSeconds", timeout_s, METHOD_TIMEOUT_S),
+        ("connectTimeoutInSeconds", connect_timeout_s, METHOD_CONNECT_TIMEOUT_S),
+    ):
+        if not low <= value <= high:
+            raise BadRequest(
+                f"{field} {value:g} is out of range; use {low} to {high} s"
+            )
+
+
+def _method_payload(payload: object, *, what: str) -> bytes:
+    body = json.dumps(payload).encode()
+    if len(body) > METHOD_PAYLOAD_MAX_BYTES:
+        raise MessageTooLarge(
+            f"method {what} payload is {len(body)} bytes; IoT Hub allows "
+            f"{METHOD_PAYLOAD_MAX_BYTES}, send less or use telemetry"
         )
+    return body
 
 
 def _not_found(device_id: str, module_id: str | None) -> IdentityNotFound:

@@ -5,6 +5,7 @@ against the registry), which topics an identity may use, and what twin,
 telemetry and method-response publishes do.
 """
 
+import asyncio
 import json
 import logging
 from collections import OrderedDict
@@ -12,9 +13,16 @@ from urllib.parse import parse_qsl, unquote
 
 from devhub import auth, twins
 from devhub import mqtt_codec as mqtt
-from devhub.broker import CONNACK_NOT_AUTHORIZED, AccessDenied, Admission, Refused
+from devhub.broker import (
+    CONNACK_NOT_AUTHORIZED,
+    AccessDenied,
+    Admission,
+    Refused,
+    Throttled,
+)
 from devhub.core import HubCore
 from devhub.errors import DevHubError
+from devhub.errors import Throttled as TwinThrottled
 from devhub.store import Identity
 from devhub.topics import (
     Principal,
@@ -131,6 +139,8 @@ class DeviceApi:
     def _telemetry(
         self, principal: Principal, publish: mqtt.Publish, *, is_will: bool
     ) -> None:
+        if not is_will and self._core.faults.roll("telemetry_throttle_share"):
+            raise Throttled(f"telemetry of {principal.client_id} (fault knob)")
         properties = parse_property_bag(telemetry_bag(principal, publish.topic))
         if is_will:
             # IoT Hub tags a will message so routes can tell it apart.
@@ -183,6 +193,10 @@ class DeviceApi:
         self, principal: Principal, route: Route, rid: str, payload: bytes
     ) -> tuple[str, bytes]:
         try:
+            if self._core.faults.roll("twin_throttle_share"):
+                raise TwinThrottled(
+                    "twin request throttled (fault knob); back off and retry"
+                )
             if route is Route.TWIN_GET:
                 # The SDK sends a single space as the body; it is ignored.
                 twin = self._core.get_twin(principal.device_id, principal.module_id)
@@ -207,6 +221,21 @@ class DeviceApi:
         return twin_response_topic(204, rid, version), b""
 
     def _core_deliver(self, principal: Principal, topic: str, body: bytes) -> None:
+        faults = self._core.faults
+        if faults.take("drop_twin_responses"):
+            _LOGGER.warning(
+                "twin response dropped by fault knob client_id=%s topic=%s",
+                principal.client_id,
+                topic,
+            )
+        elif faults.twin_response_delay_s > 0:
+            asyncio.get_running_loop().call_later(
+                faults.twin_response_delay_s, self._send, principal, topic, body
+            )
+        else:
+            self._send(principal, topic, body)
+
+    def _send(self, principal: Principal, topic: str, body: bytes) -> None:
         if not self._core.deliver(principal.client_id, topic, body):
             # Edge Hub's API notes: without $iothub/twin/res/# no answer is sent.
             _LOGGER.info(

@@ -11,6 +11,9 @@
           +-- DeviceNotOnline                    404: method target not listening
           +-- IdentityExists                     409: device or module exists
           +-- PreconditionFailed                 412: If-Match does not match
+          +-- TooManyModules                     413: the device has 50 modules
+          +-- MessageTooLarge                    413: a method payload over 128 KB
+          +-- Throttled                          429: a fault knob throttled it
           +-- MethodTimeout                      504: module did not answer in time
           +-- ServiceError                       the service API answered an error
           +-- HubNotRunning                      no running dev hub was found
@@ -93,6 +96,30 @@ class PreconditionFailed(DevHubError):
     http_status = 412
     error_code = "PreconditionFailed"
     numeric_code = 412001
+
+
+class TooManyModules(DevHubError):
+    """The device already has the most modules IoT Hub allows (50)."""
+
+    http_status = 413
+    error_code = "TooManyModulesOnDevice"
+    numeric_code = 413003
+
+
+class MessageTooLarge(DevHubError):
+    """A direct-method request or response payload is over 128 KB."""
+
+    http_status = 413
+    error_code = "MessageTooLarge"
+    numeric_code = 413002
+
+
+class Throttled(DevHubError):
+    """The request is refused as over a throttle (only via fault knobs)."""
+
+    http_status = 429
+    error_code = "ThrottlingException"
+    numeric_code = 429001
 
 
 class MethodTimeout(DevHubError):

@@ -141,7 +141,7 @@ class DevHub:
         try:
             self._policy_key = _policy_key(store)
             context = await asyncio.to_thread(self._tls_context)
-            self._broker = Broker(store, clock=self._clock)
+            self._broker = Broker(store, clock=self._clock, faults=self.faults)
             self._core = HubCore(
                 store,
                 self._broker,
@@ -251,6 +251,30 @@ class DevHub:
         """
         self.core.update_twin(device_id, module_id, patch)
         return self.get_module_twin(device_id, module_id)
+
+    def replace_module_twin(
+        self, device_id: str, module_id: str, twin: JsonObject
+    ) -> JsonObject:
+        """Apply a service PUT (tags and/or desired replaced whole).
+
+        The module, if connected and subscribed, is notified of the new
+        desired document plus null for each removed key.
+
+        Returns:
+            The updated twin in the service shape.
+        """
+        self.core.replace_twin(device_id, module_id, twin)
+        return self.get_module_twin(device_id, module_id)
+
+    def delete_identity(self, device_id: str, module_id: str | None = None) -> None:
+        """Delete a device (with its modules) or a module, and its twin.
+
+        Its sessions are forgotten and its open connections closed.
+
+        Raises:
+            IdentityNotFound: No such device or module.
+        """
+        self.core.delete_identity(device_id, module_id)
 
     def telemetry(
         self, device_id: str, module_id: str, *, limit: int = 100
@@ -373,6 +397,9 @@ class _Offline:
 
     def connected_clients(self) -> set[str]:
         return set()
+
+    def disconnect(self, client_id: str) -> bool:
+        return False
 
 
 def _check_loopback(host: str) -> None:

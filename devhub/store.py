@@ -71,6 +71,7 @@ class TelemetryRecord:
     body: bytes
     system: dict[str, str | None]
     properties: dict[str, str | None]
+    sequence_number: int = 0
 
 
 class Store:
@@ -123,6 +124,21 @@ class Store:
                     _describe(ident.device_id, ident.module_id)
                 ) from None
             self.save_twin(ident.device_id, ident.module_id, twin)
+
+    def update_identity(self, entry: RegistryEntry) -> None:
+        """Store new keys and status of a registered identity."""
+        ident = entry.identity
+        self._db.execute(
+            "UPDATE identities SET primary_key=?, secondary_key=?, status=?"
+            " WHERE device_id=? AND module_id=?",
+            (
+                ident.primary_key,
+                ident.secondary_key,
+                entry.status,
+                ident.device_id,
+                ident.module_id or "",
+            ),
+        )
 
     def get_identity(
         self, device_id: str, module_id: str | None
@@ -229,14 +245,17 @@ class Store:
             )
 
     def telemetry(
-        self, device_id: str, module_id: str | None, *, limit: int
+        self, device_id: str, module_id: str | None, *, limit: int, after: int = 0
     ) -> list[TelemetryRecord]:
-        """Return an identity's newest ``limit`` messages, oldest first."""
+        """Return an identity's newest ``limit`` messages, oldest first.
+
+        Only messages whose sequence number is above ``after`` count.
+        """
         rows = self._db.execute(
-            "SELECT device_id, module_id, enqueued_time, body, system, properties"
-            " FROM telemetry WHERE device_id=? AND module_id=?"
+            "SELECT device_id, module_id, enqueued_time, body, system, properties,"
+            " id FROM telemetry WHERE device_id=? AND module_id=? AND id>?"
             " ORDER BY id DESC LIMIT ?",
-            (device_id, module_id or "", limit),
+            (device_id, module_id or "", after, limit),
         ).fetchall()
         return [_telemetry(row) for row in reversed(rows)]
 
@@ -266,8 +285,10 @@ def _entry(row: tuple[str, ...]) -> RegistryEntry:
     return RegistryEntry(identity, status, generation, created)
 
 
-def _telemetry(row: tuple[str, str, str, bytes, str, str]) -> TelemetryRecord:
-    device_id, module_id, enqueued, body, system, properties = row
+def _telemetry(
+    row: tuple[str, str, str, bytes, str, str, int],
+) -> TelemetryRecord:
+    device_id, module_id, enqueued, body, system, properties, number = row
     return TelemetryRecord(
         device_id=device_id,
         module_id=module_id or None,
@@ -275,6 +296,7 @@ def _telemetry(row: tuple[str, str, str, bytes, str, str]) -> TelemetryRecord:
         body=bytes(body),
         system=json.loads(system),
         properties=json.loads(properties),
+        sequence_number=number,
     )
 
 

@@ -133,6 +133,54 @@ def apply_service_patch(
     return new, desired_patch
 
 
+def apply_service_replace(
+    twin: ModuleTwin, body: JsonObject, now: str
+) -> tuple[ModuleTwin, JsonObject | None]:
+    """Return ``twin`` with a service PUT applied, and the desired patch.
+
+    A section present in ``body`` is replaced whole; an absent one is kept.
+    Reported properties in ``body`` are ignored: a service client replacing
+    a twin it read sends them back, and only the module writes them.
+
+    Returns:
+        The new twin, and what the module is notified of: the new desired
+        document plus null for every key it no longer has (reference §5.3).
+        None if ``body`` has no desired section.
+
+    Raises:
+        BadRequest: The body is malformed.
+        TwinRuleError: The new document breaks a twin rule.
+    """
+    properties = _optional_object(body.get("properties"), "properties") or {}
+    desired = _optional_object(properties.get("desired"), "properties.desired")
+    tags = _optional_object(body.get("tags"), "tags")
+    if desired is None and tags is None:
+        return twin, None
+    new = replace(twin, version=twin.version + 1, etag_seq=twin.etag_seq + 1)
+    if tags is not None:
+        validate_patch(tags, "tags")
+        _check_section_size(tags, "tags")
+        new = replace(new, tags=tags)
+    if desired is None:
+        return new, None
+    desired = {k: v for k, v in desired.items() if k not in _READ_ONLY}
+    patch = replacement_patch(twin.desired.properties, desired)
+    section = _patch_section(twin.desired, patch, "desired", now)
+    return replace(new, desired=section), patch
+
+
+def replacement_patch(old: JsonObject, new: JsonObject) -> JsonObject:
+    """Return ``new`` with null for each key of ``old`` it lacks, nested too."""
+    patch: JsonObject = {key: None for key in old if key not in new}
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(value, dict) and isinstance(before, dict):
+            patch[key] = replacement_patch(before, value)
+        else:
+            patch[key] = value
+    return patch
+
+
 def notification(desired_patch: JsonObject, version: int) -> JsonObject:
     """Return a desired-patch notification body: the members and version."""
     return {**desired_patch, "$version": version}

@@ -5,11 +5,10 @@ listed in the reference's §10.2.
 """
 
 import base64
-import binascii
 import uuid
 
 from devhub import twins
-from devhub.core import NEVER
+from devhub.core import NEVER, registry_etag
 from devhub.errors import DevHubError
 from devhub.store import RegistryEntry, TelemetryRecord
 from devhub.twins import JsonObject, ModuleTwin
@@ -94,6 +93,7 @@ def telemetry_view(record: TelemetryRecord) -> JsonObject:
         **{k: v for k, v in record.system.items() if k not in _MAIN_SYSTEM},
         "properties": record.properties,
         "enqueued_time": record.enqueued_time,
+        "sequence_number": record.sequence_number,
         "device_id": record.device_id,
         "module_id": record.module_id,
     }
@@ -109,12 +109,6 @@ def error_view(err: DevHubError) -> JsonObject:
         "Message": f"ErrorCode:{err.error_code};{err}",
         "ExceptionMessage": f"Tracking ID:{tracking}-ErrorCode:{err.numeric_code}",
     }
-
-
-def registry_etag(entry: RegistryEntry) -> str:
-    """Return an identity's etag (opaque, changes when it is re-created)."""
-    seed = f"{entry.generation_id}:{entry.identity.primary_key}".encode()
-    return base64.b64encode(binascii.crc32(seed).to_bytes(4, "big")).decode()
 
 
 _MAIN_SYSTEM = frozenset({"message_id", "content_type", "content_encoding"})

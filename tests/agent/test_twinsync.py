@@ -5,7 +5,7 @@ from typing import Any
 import pytest
 
 from agent.twin_wire import DesiredDocument, PropertyAck
-from agent.twinsync import Action, TwinState, TwinSync
+from agent.twinsync import MAX_UNKNOWN_ACKS, Action, TwinState, TwinSync
 
 FIXTURES = Path(__file__).parent / "fixtures"
 BAD_CASES = json.loads((FIXTURES / "bad_desired.json").read_text())
@@ -180,3 +180,36 @@ def test_initial_acks_cover_values_not_set_by_desired() -> None:
         "sample_interval_s": PropertyAck(20.0, 203, 0, "from config or default"),
         "dry_threshold_pct": PropertyAck(30.0, 203, 0, "from config or default"),
     }
+
+
+def test_saved_state_with_bad_value_is_repaired_and_resynced() -> None:
+    """Test that a saved value out of range is dropped and forces a full apply."""
+    saved = TwinState(41, {"sample_interval_s": 0, "enabled": False})
+
+    sync = TwinSync("moisture", {}, saved)
+
+    assert sync.repaired == ("sample_interval_s",)
+    assert sync.applied_version == 0
+    assert sync.effective["sample_interval_s"] == 60.0
+    assert sync.apply_full(doc(41)).action is Action.APPLIED
+
+
+def test_null_for_unknown_key_clears_its_ack(light: TwinSync) -> None:
+    """Test that removing an unknown key asks for its ack to be deleted."""
+    light.apply_full(doc(2, colour="red"))
+
+    outcome = light.apply_patch(doc(3, colour=None))
+
+    assert outcome.cleared == ("colour",)
+    assert outcome.acks == {}
+
+
+def test_unknown_keys_acked_up_to_a_cap(light: TwinSync) -> None:
+    """Test that a flood of unknown keys gets a bounded number of acks."""
+    junk = {f"j{i}": i for i in range(MAX_UNKNOWN_ACKS + 5)}
+
+    outcome = light.apply_full(DesiredDocument(2, {**junk, "sample_interval_s": 9}))
+
+    assert len(outcome.rejected) == MAX_UNKNOWN_ACKS
+    assert len(outcome.unacked) == 5
+    assert outcome.acks["sample_interval_s"].status == 200

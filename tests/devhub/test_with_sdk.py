@@ -155,6 +155,7 @@ async def test_send_message_is_stored_with_properties(
 
     [stored] = hub.telemetry(DEVICE_ID, MODULE_ID)
     assert {k: v for k, v in stored.items() if k != "enqueued_time"} == {
+        "sequence_number": 1,
         "body": '{"lux": 12}',
         "message_id": "m 1",
         "content_type": "application/json",

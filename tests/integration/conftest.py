@@ -109,6 +109,11 @@ class AgentProcess:
             pytest.fail(f"agent never logged {pattern!r} x{count}; last lines:\n{tail}")
         return found
 
+    def kill(self) -> None:
+        """Kill the process with SIGKILL, as the OOM killer or a crash would."""
+        assert self._proc is not None
+        self._proc.kill()
+
     async def stop(self, signum: int = signal.SIGTERM) -> int | None:
         """Stop the process (SIGKILL if it does not exit); return its status."""
         if self._proc is None:
@@ -214,10 +219,12 @@ async def start_agent(
             await process.stop()
 
 
-async def eventually(check: Callable[[], Any], *, what: str) -> Any:
+async def eventually(
+    check: Callable[[], Any], *, what: str, timeout_s: float = WAIT_S
+) -> Any:
     """Poll ``check`` until it returns something truthy; fail after a deadline."""
     try:
-        async with asyncio.timeout(WAIT_S):
+        async with asyncio.timeout(timeout_s):
             # The hub's service side has no change feed to wait on.
             while not (result := check()):  # noqa: ASYNC110
                 await asyncio.sleep(0.05)

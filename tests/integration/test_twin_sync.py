@@ -197,7 +197,7 @@ async def test_invalid_values_rejected_while_valid_keys_apply(
             "value": 60.0,
             "ac": 400,
             "av": 2,
-            "ad": "expected a number, got a string 'fast'",
+            "ad": 'expected a number, got a string "fast"',
         },
         "dry_threshold_pct": {
             "value": 30.0,
@@ -391,3 +391,63 @@ async def test_repeated_patch_is_ignored(
 
     await agent.wait_for("desired patch already applied module=light desired_version=2")
     assert len(agent.matching("desired applied module=light desired_version=2")) == 1
+
+
+async def test_recreated_twin_gets_a_full_report(
+    hub: DevHub, module_keys: dict[str, str], start_agent: Any, tmp_path: Path
+) -> None:
+    """Test that after a twin is recreated every reported property is sent again."""
+    agent = await started(start_agent, tmp_path, hub, {"light": module_keys["light"]})
+    await agent.wait_for("(twin in sync|desired applied) module=light ")
+    hub.update_module_twin(
+        DEVICE_ID, "light", {"properties": {"desired": {"location": "bench"}}}
+    )
+    await agent.wait_for("desired applied module=light desired_version=2")
+    identity = hub.get_identity(DEVICE_ID, "light")
+
+    hub.delete_identity(DEVICE_ID, "light")
+    hub.core.add_identity(
+        DEVICE_ID,
+        "light",
+        primary_key=identity.primary_key,
+        secondary_key=identity.secondary_key,
+    )
+
+    await agent.wait_for("twin was recreated module=light")
+    names = ("sample_interval_s", "enabled", "lux_change_to_report", "location")
+    acks = await eventually(
+        lambda: (
+            all(ack_of(hub, "light", n) for n in names)
+            and {n: ack_of(hub, "light", n) for n in names}
+        ),
+        what="every ack reported to the recreated twin",
+    )
+    assert acks["location"] == {"value": "bench", "ac": 200, "av": 2, "ad": "applied"}
+    assert acks["enabled"] == {
+        "value": True,
+        "ac": 203,
+        "av": 0,
+        "ad": "from config or default",
+    }
+    assert reported(hub, "light")["sensor"]["state"] == "ok"
+
+
+async def test_removed_unknown_key_loses_its_ack(
+    hub: DevHub, module_keys: dict[str, str], start_agent: Any, tmp_path: Path
+) -> None:
+    """Test that deleting an unknown desired key deletes its 400 ack."""
+    agent = await started(start_agent, tmp_path, hub, {"light": module_keys["light"]})
+    await agent.wait_for("(twin in sync|desired applied) module=light ")
+    hub.update_module_twin(
+        DEVICE_ID, "light", {"properties": {"desired": {"colour": 1}}}
+    )
+    await eventually(lambda: ack_of(hub, "light", "colour"), what="colour acked 400")
+
+    hub.update_module_twin(
+        DEVICE_ID, "light", {"properties": {"desired": {"colour": None}}}
+    )
+
+    await agent.wait_for("desired applied module=light desired_version=3")
+    await eventually(
+        lambda: "colour" not in reported(hub, "light"), what="colour ack deleted"
+    )
