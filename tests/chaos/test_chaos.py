@@ -42,10 +42,10 @@ KEEP_ALIVE_S = 3
 BLACKHOLE_S = 3 * KEEP_ALIVE_S
 DESIRED_CHANGES: dict[str, list[dict[str, Any]]] = {
     "moisture": [{"dry_threshold_pct": 25}, {"location": "bed 1"}, {"enabled": True}],
-    "light": [{"location": "sill"}, {"lux_change_to_report": 0}, {"location": "window"}],
-        {"lux_change_to_report": 1},
+    "light": [
         {"location": "sill"},
-        {"lux_change_to_report": None},
+        {"lux_change_to_report": 0},
+        {"location": "window"},
     ],
     "temperature": [{"unit": "F"}, {"offset_c": -0.3}, {"unit": "C"}],
 }
