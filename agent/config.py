@@ -151,6 +151,14 @@ def load_config(path: Path) -> AgentConfig:
             f"config file {path} is not readable by this user; "
             "run as a member of the file's group"
         ) from None
+    except IsADirectoryError:
+        raise ConfigError(
+            f"config file {path} is a directory; pass the TOML file inside it"
+        ) from None
+    except OSError as err:
+        raise ConfigError(
+            f"config file {path} cannot be read: {err.strerror}"
+        ) from None
     try:
         raw = tomllib.loads(raw_bytes.decode("utf-8"))
     except (UnicodeDecodeError, tomllib.TOMLDecodeError) as err:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import sys
 from pathlib import Path
 
@@ -67,19 +68,36 @@ async def run_demo(*, hub_dir: Path | None, host: str, speed: float) -> None:
 
 def _print_banner(hub_dir: Path) -> None:
     hub_option = "" if _is_default(hub_dir) else f" --hub-dir {hub_dir}"
+    pitwin = _command_name()
     lines = (
         "",
         f"pitwin demo: device {DEMO_DEVICE_ID!r} with modules "
         f"{', '.join(m for m, _ in _DEMO_MODULES)} "
         f"(+ {SECURITY_MODULE_ID}, registered only)",
         "From another terminal, change a module's desired properties:",
-        f"    pitwin twin set {DEMO_DEVICE_ID}/light sample_interval_s=2"
+        f"    {pitwin} twin set {DEMO_DEVICE_ID}/light sample_interval_s=2"
         f" lux_change_to_report=50{hub_option}",
-        f"    pitwin twin show {DEMO_DEVICE_ID}/light{hub_option}",
+        f"    {pitwin} twin show {DEMO_DEVICE_ID}/light{hub_option}",
         "Press Ctrl-C to stop.",
         "",
     )
     print("\n".join(lines), file=sys.stderr, flush=True)
+
+
+def _command_name() -> str:
+    """Return how to call ``pitwin`` from another terminal in this directory.
+
+    ``pitwin`` if it is on the PATH, else the path of the running script,
+    relative when it sits below the current directory (``.venv/bin/pitwin``).
+    """
+    script = Path(sys.argv[0]).resolve()
+    on_path = shutil.which("pitwin")
+    if script.name != "pitwin" or (on_path and Path(on_path).resolve() == script):
+        return "pitwin"
+    try:
+        return str(script.relative_to(Path.cwd()))
+    except ValueError:
+        return str(script)
 
 
 def _is_default(hub_dir: Path) -> bool:

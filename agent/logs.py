@@ -19,7 +19,10 @@ _SECRET_RE = re.compile(
     r"(SharedAccessKey=|SharedAccessSignature |sig=|sig%3D)[^;&\s\"']+",
     re.IGNORECASE,
 )
-_NOISY_LIBRARIES = ("azure.iot.device", "paho", "aiomqtt", "aiohttp.access")
+_NOISY_LIBRARIES = ("paho", "aiomqtt", "aiohttp.access")
+# The SDK logs every dropped connection as a multi-line WARNING with a
+# traceback; pitwin reconnects itself and logs the outage once.
+_SDK_LOGGER = "azure.iot.device"
 
 
 def mask_secrets(text: str) -> str:
@@ -67,3 +70,4 @@ def setup_logging(*, verbose: bool = False, stream: object = None) -> None:
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     for name in _NOISY_LIBRARIES:
         logging.getLogger(name).setLevel(logging.INFO if verbose else logging.WARNING)
+    logging.getLogger(_SDK_LOGGER).setLevel(logging.INFO if verbose else logging.ERROR)

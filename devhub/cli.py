@@ -302,8 +302,17 @@ def _assignment(text: str) -> tuple[str, Any]:
     key, sep, raw = text.partition("=")
     if not sep or not key:
         raise ConfigError(f"{text!r} is not KEY=VALUE; write e.g. sample_interval_s=10")
+    if key.startswith("$"):
+        raise ConfigError(
+            f"{key!r} is kept by the hub ($version, $metadata); set your own keys"
+        )
     try:
-        value = json.loads(raw)
+        value = json.loads(raw, parse_constant=_not_json)
     except ValueError:
         value = raw
     return key, value
+
+
+def _not_json(name: str) -> Any:
+    # json.loads takes NaN and Infinity, which are not JSON: keep them text.
+    raise ValueError(f"{name} is not JSON")

@@ -318,10 +318,10 @@ def _check_object(
 
 
 def _check_key(key: str, path: str) -> None:
-    if not key or len(key.encode("utf-8")) > MAX_KEY_BYTES:
+    size = _utf8_size(key, f"{path} key")
+    if not key or size > MAX_KEY_BYTES:
         raise TwinRuleError(
-            f"{path} has a key of {len(key.encode('utf-8'))} bytes; "
-            f"use 1 to {MAX_KEY_BYTES} bytes"
+            f"{path} has a key of {size} bytes; use 1 to {MAX_KEY_BYTES} bytes"
         )
     bad = sorted({c for c in key if c in _FORBIDDEN_KEY_CHARS or _is_control(c)})
     if bad:
@@ -338,9 +338,9 @@ def _check_value(value: object, path: str, section: SectionName, depth: int) -> 
         # Module twin docs forbid arrays; the device twin doc allows them
         # (reference §5.5, CONFLICT). Refusing is the safe side for modules.
         raise TwinRuleError(f"{path} is an array; module twins take objects only")
-    elif isinstance(value, str) and len(value.encode("utf-8")) > MAX_STRING_BYTES:
+    elif isinstance(value, str) and _utf8_size(value, path) > MAX_STRING_BYTES:
         raise TwinRuleError(
-            f"{path} is a string of {len(value.encode('utf-8'))} bytes; "
+            f"{path} is a string of {_utf8_size(value, path)} bytes; "
             f"strings may have at most {MAX_STRING_BYTES}"
         )
     elif _is_int(value) and not MIN_INT <= value <= MAX_INT:
@@ -355,6 +355,17 @@ def _check_section_size(document: JsonObject, section: SectionName) -> None:
             f"{section} would be {size} bytes; the limit is {limit}, "
             "remove or shorten properties"
         )
+
+
+def _utf8_size(text: str, path: str) -> int:
+    # JSON escapes can spell a lone surrogate, which no UTF-8 text holds.
+    try:
+        return len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise TwinRuleError(
+            f"{path} holds a lone surrogate (\\ud800-\\udfff escape); "
+            "send valid Unicode text"
+        ) from None
 
 
 def _is_int(value: object) -> TypeGuard[int]:

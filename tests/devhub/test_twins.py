@@ -110,6 +110,8 @@ BAD_PATCHES = {
     "long string": ({"s": "x" * 4097}, "string of 4097 bytes"),
     "array": ({"a": [1, 2]}, "is an array"),
     "huge integer": ({"i": 2**53}, "outside"),
+    "lone surrogate value": ({"s": "\ud800"}, "lone surrogate"),
+    "lone surrogate key": ({"\udfff": 1}, "lone surrogate"),
     "too deep": (_nested(11), "nested 11 levels"),
     "section too big": ({f"k{i}": "x" * 4000 for i in range(9)}, "the limit is 32768"),
 }
