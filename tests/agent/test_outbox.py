@@ -161,11 +161,13 @@ def test_age_bound_drops_old_readings(tmp_path: Path, fake_now: FakeNow) -> None
     assert (stats.depth, stats.dropped, stats.oldest_age_s) == (1, 2, 0.0)
 
 
-def test_sync_forces_the_files(tmp_path: Path, fake_now: FakeNow) -> None:
-    """Test that sync runs on a live database (and its WAL) without error."""
+def test_sync_forces_only_when_something_changed(
+    tmp_path: Path, fake_now: FakeNow
+) -> None:
+    """Test that sync writes after a change and is free when idle."""
     outbox = make(tmp_path, fake_now)
     add(outbox, fake_now, "light", 1)
 
-    outbox.sync()
-
+    assert outbox.sync() is True
+    assert outbox.sync() is False
     assert (tmp_path / "outbox.sqlite3-wal").exists()
