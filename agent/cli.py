@@ -8,7 +8,7 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,9 @@ from agent.logs import setup_logging
 from devhub.cli import add_commands as add_hub_commands
 
 _LOGGER = logging.getLogger(__name__)
+
+# sysexits.h: configuration error.
+EX_CONFIG = 78
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -70,22 +73,58 @@ def _parser() -> argparse.ArgumentParser:
 
 def _run(args: argparse.Namespace) -> int:
     from agent.config import load_config
+    from agent.notify import Notifier
     from agent.supervisor import Agent
 
-    config = load_config(args.config)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_until_signalled(Agent(config).run()))
+    try:
+        config = load_config(args.config)
+    except ConfigError as err:
+        # A distinct status, so the unit's RestartPreventExitStatus= stops
+        # systemd from retrying a config that only a person can fix.
+        print(f"pitwin: error: {err}", file=sys.stderr)
+        return EX_CONFIG
+    notifier = Notifier()
+    agent = Agent(config, notifier=notifier)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_until_signalled(agent.run(), on_signal=agent.stopping))
+    finally:
+        notifier.close()
     return 0
 
 
-async def _until_signalled(work: Coroutine[Any, Any, None]) -> None:
-    """Run ``work``; SIGTERM or SIGINT cancels it so clients close cleanly."""
+async def _until_signalled(
+    work: Coroutine[Any, Any, None],
+    *,
+    on_signal: Callable[[], None] | None = None,
+) -> None:
+    """Run ``work``; SIGTERM or SIGINT cancels it so clients close cleanly.
+
+    Args:
+        work: The coroutine to run.
+        on_signal: Called on the first signal, before ``work`` is cancelled.
+    """
     task = asyncio.create_task(work, name="agent")
     loop = asyncio.get_running_loop()
+
+    def stop(signum: signal.Signals) -> None:
+        if task.cancelling():
+            # A second signal cancels again, which hurries the clean-up.
+            _LOGGER.warning("stopping already, cancelling again signal=%s", signum.name)
+        else:
+            _LOGGER.info("stopping signal=%s", signum.name)
+            if on_signal is not None:
+                on_signal()
+        task.cancel()
+
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, task.cancel)
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+        loop.add_signal_handler(signum, stop, signum)
+    try:
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
     _LOGGER.info("agent stopped")
 
 

@@ -22,6 +22,7 @@ from azure.iot.device import Message, MethodResponse
 from azure.iot.device import exceptions as sdk_errors
 from azure.iot.device.aio import IoTHubModuleClient
 
+from agent.clock import wait_for_plausible_clock
 from agent.errors import AuthRefused, HubRefused, LinkError
 
 _LOGGER = logging.getLogger(__name__)
@@ -113,6 +114,8 @@ class ModuleLink:
             LinkError: The hub could not be reached in time.
         """
         if self._client is None:
+            # Building a client mints its SAS token from the wall clock.
+            await wait_for_plausible_clock()
             # Building a client waits on the SDK's pipeline thread, which all
             # clients share and which may be busy in another module's TLS
             # handshake; so it must not run on the event loop.
