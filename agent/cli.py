@@ -6,12 +6,14 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
+from agent.doctor import add_commands as add_doctor_commands
 from agent.errors import ConfigError, PitwinError
 from agent.logs import setup_logging
 from devhub.cli import add_commands as add_hub_commands
@@ -33,7 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         result: int = args.func(args)
     except PitwinError as err:
-        print(f"pitwin: error: {err}", file=sys.stderr)
+        _print_error(err)
         return 1
     except KeyboardInterrupt:
         return 130
@@ -67,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.set_defaults(func=_demo)
 
+    add_doctor_commands(commands)
     add_hub_commands(commands)
     return parser
 
@@ -76,15 +79,15 @@ def _run(args: argparse.Namespace) -> int:
     from agent.notify import Notifier
     from agent.supervisor import Agent
 
+    notifier = Notifier()
     try:
-        config = load_config(args.config)
+        agent = Agent(load_config(args.config), notifier=notifier)
     except ConfigError as err:
         # A distinct status, so the unit's RestartPreventExitStatus= stops
         # systemd from retrying a config that only a person can fix.
-        print(f"pitwin: error: {err}", file=sys.stderr)
+        _print_error(err)
+        notifier.close()
         return EX_CONFIG
-    notifier = Notifier()
-    agent = Agent(config, notifier=notifier)
     try:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(_until_signalled(agent.run(), on_signal=agent.stopping))
@@ -143,6 +146,13 @@ def _demo(args: argparse.Namespace) -> int:
         )
     print("demo stopped", file=sys.stderr)
     return 0
+
+
+def _print_error(err: Exception) -> None:
+    # Under journald, "<3>" files the line as an error, so that
+    # journalctl -p err shows why the service stopped.
+    prefix = "<3>" if os.environ.get("JOURNAL_STREAM") else ""
+    print(f"{prefix}pitwin: error: {err}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,10 @@ class ReadingShaper:
         effective: Mapping[str, Value],
     ) -> dict[str, Any] | None:
         """Return the fields to send for ``reading``, or ``None`` to skip it."""
-        values: dict[str, Any] = {k: round(v, 3) for k, v in reading.values.items()}
+        values: dict[str, Any] = {
+            k: v if isinstance(v, bool) else round(v, 3)
+            for k, v in reading.values.items()
+        }
         if self._kind == "temperature":
             _apply_temperature(values, effective)
         elif self._kind == "light" and self._skip_light(values, effective):

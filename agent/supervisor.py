@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from agent.config import AgentConfig, ModuleConfig
-from agent.errors import SensorMisconfigured
+from agent.errors import ConfigError, SensorMisconfigured
 from agent.notify import Notifier
 from agent.outbox import Outbox
 from agent.runner import ModuleRunner
@@ -47,6 +47,10 @@ SensorBuilder = Callable[[str, Mapping[str, Any]], Sensor]
 class Agent:
     """All module runners of one device.
 
+    Every module's sensor is built here, so a wrong driver name or option
+    stops the agent at start-up like any other config mistake; a sensor
+    that is missing or fails later only degrades its module.
+
     Args:
         config: The agent config.
         sensor_builder: Builds a module's sensor from driver name and options;
@@ -56,6 +60,9 @@ class Agent:
         restart_delay_s: Pause before a crashed runner is started again.
         down_grace_s: How long a module may be without a live runner before
             the watchdog pings stop.
+
+    Raises:
+        ConfigError: A module's sensor driver or options are wrong.
     """
 
     def __init__(
@@ -78,6 +85,10 @@ class Agent:
         self._runners: dict[str, ModuleRunner | None] = dict.fromkeys(config.modules)
         self._down_since: dict[str, float] = {}
         self._withheld: tuple[str, ...] = ()
+        self._first_sensors = {
+            module.module_id: self._checked_sensor(module)
+            for module in config.modules.values()
+        }
 
     async def run(self) -> None:
         """Run every module until cancelled."""
@@ -157,10 +168,18 @@ class Agent:
             await asyncio.sleep(self._config.outbox.commit_interval_s)
             await asyncio.to_thread(outbox.sync)
 
+    def _checked_sensor(self, module: ModuleConfig) -> Sensor:
+        try:
+            return self._build_sensor(module.driver, module.sensor)
+        except SensorMisconfigured as err:
+            raise ConfigError(f"[modules.{module.module_id}] sensor: {err}") from None
+
     async def _supervise(self, module: ModuleConfig, outbox: Outbox) -> None:
+        first: Sensor | None = self._first_sensors.pop(module.module_id)
         while True:
             try:
-                sensor = self._build_sensor(module.driver, module.sensor)
+                sensor = first or self._build_sensor(module.driver, module.sensor)
+                first = None
             except SensorMisconfigured as err:
                 # The twin still runs, so the fault shows in reported
                 # properties, not only in the local log.

@@ -44,6 +44,10 @@ class Clock(Protocol):
         """Return the current UTC time, timezone-aware."""
         ...
 
+    def sleep(self, seconds: float) -> None:
+        """Block the calling thread; drivers call it only from worker threads."""
+        ...
+
 
 class SystemClock:
     """The real clock."""
@@ -57,6 +61,12 @@ class SystemClock:
     def now(self) -> dt.datetime:
         """Return the current UTC time."""
         return dt.datetime.now(dt.UTC)
+
+    def sleep(self, seconds: float) -> None:
+        """Return :func:`time.sleep`."""
+        import time
+
+        time.sleep(seconds)
 
 
 class Sensor(Protocol):

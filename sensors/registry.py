@@ -15,6 +15,14 @@ __all__ = ["available_drivers", "create_sensor"]
 # and the agent starts on a laptop. Each factory is called as
 # factory(options, clock=clock) and checks its own options.
 _DRIVERS: Mapping[str, str] = {
+    "ads1115": "sensors.ads1115:create_ads1115",
+    "bh1750": "sensors.bh1750:create_bh1750",
+    "dht11": "sensors.dht:create_dht11",
+    "dht11-iio": "sensors.dht:create_dht11_iio",
+    "dht22": "sensors.dht:create_dht22",
+    "ldr": "sensors.ldr:create_ldr",
+    "mcp3008": "sensors.mcp3008:create_mcp3008",
+    "moisture-digital": "sensors.moisture_digital:create_moisture_digital",
     "simulated-light": "sensors.simulated:create_light",
     "simulated-moisture": "sensors.simulated:create_moisture",
     "simulated-temperature": "sensors.simulated:create_temperature",

@@ -207,6 +207,12 @@ async def test_token_refused_after_clock_step_is_minted_again(
         )
     )
     hub.clock_offset_s[0] = 0.0  # type: ignore[attr-defined]
+    await wait_until(
+        lambda: any(
+            r.getMessage().startswith("connected again module=light")
+            for r in caplog.records
+        )
+    )
     await wait_until(lambda: all_connected(agent))
     task.cancel()
     with pytest.raises(asyncio.CancelledError):

@@ -51,3 +51,13 @@ def test_moisture_below_threshold_is_dry() -> None:
     assert fields is not None
     assert fields["dry"] is True
     assert fields["location"] == "bed 2"
+
+
+def test_boolean_quantities_stay_booleans() -> None:
+    """Test that a digital sensor's dry flag is sent as true, not 1."""
+    shaper = ReadingShaper("moisture")
+
+    fields = shaper.shape(Reading({"dry": True}, AT), defaults_for("moisture"))
+
+    assert fields is not None
+    assert fields["dry"] is True

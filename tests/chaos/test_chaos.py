@@ -198,6 +198,11 @@ async def test_nothing_lost_and_twins_converge_through_chaos(chaos: Chaos) -> No
         )
     await chaos.agents[-1].stop(signal.SIGTERM)
 
+    lines = [line for agent in chaos.agents for line in agent.lines]
+    assert sum("link down module=" in line for line in lines) >= 6
+    assert any("status 429" in line for line in lines), "no throttling was seen"
+    resumed = [line for line in chaos.agents[1].lines if "module started" in line]
+    assert all("applied_version=1" not in line for line in resumed)
     for module_id in SENSOR_MODULES:
         carriers = received(chaos.hub, module_id)
         top = max(carriers)

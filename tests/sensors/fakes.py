@@ -26,3 +26,7 @@ class FakeClock:
         """Move time forward; a monotonic clock never goes back."""
         assert seconds >= 0, f"cannot move a monotonic clock back by {seconds} s"
         self._elapsed_s += seconds
+
+    def sleep(self, seconds: float) -> None:
+        """Advance instead of waiting, as a part's conversion time passes."""
+        self.advance(max(seconds, 0.0))

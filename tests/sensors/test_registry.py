@@ -17,6 +17,14 @@ from tests.sensors.fakes import FakeClock
 def test_available_drivers_are_listed_sorted() -> None:
     """Test the names a config file may give as a module's driver."""
     assert available_drivers() == (
+        "ads1115",
+        "bh1750",
+        "dht11",
+        "dht11-iio",
+        "dht22",
+        "ldr",
+        "mcp3008",
+        "moisture-digital",
         "simulated-light",
         "simulated-moisture",
         "simulated-temperature",
@@ -93,7 +101,8 @@ def test_unknown_driver_lists_the_known_ones() -> None:
         create_sensor("bh1750x", {})
 
     assert str(caught.value) == (
-        "unknown sensor driver 'bh1750x'; use one of: simulated-light, "
+        "unknown sensor driver 'bh1750x'; use one of: ads1115, bh1750, dht11, "
+        "dht11-iio, dht22, ldr, mcp3008, moisture-digital, simulated-light, "
         "simulated-moisture, simulated-temperature, trace"
     )
 
@@ -266,3 +275,33 @@ def test_driver_with_missing_library_says_what_to_install(
         "sensor driver 'bh1750' needs the Python module 'pitwin_missing_driver', "
         "which is not installed; install the Pi extras: pip install 'pitwin[pi]'"
     )
+
+
+@pytest.mark.parametrize(
+    ("driver", "options", "quantities"),
+    [
+        ("dht22", {"pin": 4}, ("temperature_c", "humidity_pct")),
+        ("dht11", {"pin": 4}, ("temperature_c", "humidity_pct")),
+        ("dht11-iio", {}, ("temperature_c", "humidity_pct")),
+        ("bh1750", {}, ("illuminance_lux",)),
+        ("ldr", {"pin": 18}, ("light_level_pct",)),
+        (
+            "ads1115",
+            {"dry_raw": 20000, "wet_raw": 9000},
+            ("moisture_pct", "moisture_raw", "moisture_v"),
+        ),
+        ("mcp3008", {"dry_raw": 800, "wet_raw": 400}, ("moisture_pct", "moisture_raw")),
+        ("moisture-digital", {"pin": 17}, ("dry",)),
+    ],
+    ids=["dht22", "dht11", "dht11-iio", "bh1750", "ldr", "ads1115", "mcp3008", "do"],
+)
+def test_hardware_drivers_build_without_hardware(
+    fake_clock: FakeClock,
+    driver: str,
+    options: dict[str, object],
+    quantities: tuple[str, ...],
+) -> None:
+    """Test that building a hardware driver touches no bus and no library."""
+    sensor = create_sensor(driver, options, clock=fake_clock)
+
+    assert sensor.quantities == quantities

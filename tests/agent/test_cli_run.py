@@ -1,0 +1,71 @@
+"""`pitwin run` refuses a wrong config at start-up with one line and status 78."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+CONFIG = """
+[device]
+id = "pi-1"
+hub_hostname = "hub.example"
+gateway_host = "127.0.0.1"
+
+[modules.light]
+driver = "{driver}"
+key = "c2VjcmV0LWtleS1mb3ItdGVzdHM="
+[modules.light.sensor]
+{option}
+"""
+
+
+def run(
+    tmp_path: Path, *, driver: str, option: str = "", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    path = tmp_path / "pitwin.toml"
+    path.write_text(CONFIG.format(driver=driver, option=option))
+    path.chmod(0o600)
+    return subprocess.run(
+        [sys.executable, "-m", "agent.cli", "run", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+
+
+@pytest.mark.parametrize(
+    ("driver", "option", "message"),
+    [
+        (
+            "simulated-lite",
+            "",
+            "[modules.light] sensor: unknown sensor driver 'simulated-lite'; "
+            "use one of: ",
+        ),
+        ("simulated-light", "sead = 3", "[modules.light] sensor: "),
+    ],
+    ids=["unknown-driver", "unknown-option"],
+)
+def test_wrong_sensor_config_stops_the_agent(
+    tmp_path: Path, driver: str, option: str, message: str
+) -> None:
+    """Test that a wrong driver or option is a config error naming the table."""
+    result = run(tmp_path, driver=driver, option=option)
+
+    assert result.returncode == 78
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"pitwin: error: {message}")
+
+
+def test_config_error_under_journald_is_filed_as_an_error(tmp_path: Path) -> None:
+    """Test that the error line carries the journald error priority."""
+    env = {**os.environ, "JOURNAL_STREAM": "8:1234"}
+
+    result = run(tmp_path, driver="nope", env=env)
+
+    assert result.stderr.startswith("<3>pitwin: error: [modules.light] sensor: ")
