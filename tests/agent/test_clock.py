@@ -20,20 +20,6 @@ from agent.notify import Notifier
 from agent.supervisor import Agent
 from devhub.hub import DevHub
 
-pytestmark = [
-    # The SDK builds ssl.SSLContext(PROTOCOL_TLSv1_2), deprecated since
-    # Python 3.10; the code is the SDK's, not ours.
-    pytest.mark.filterwarnings(
-        "ignore:ssl.PROTOCOL_TLSv1_2 is deprecated:DeprecationWarning"
-    ),
-    # paho-mqtt 1.6 leaves the sockets of a refused connection to the
-    # garbage collector; the SDK's shutdown() does not close them.
-    pytest.mark.filterwarnings(
-        "ignore:Exception ignored in. <(ssl.SSLSocket|socket.socket)"
-        ":pytest.PytestUnraisableExceptionWarning"
-    ),
-]
-
 DEVICE_ID = "pi-clock"
 MODULES = ("light", "moisture")
 LONG_AGO = dt.datetime(1970, 1, 1, 0, 0, 42, tzinfo=dt.UTC)

@@ -29,20 +29,6 @@ from agent.supervisor import Agent
 from sensors.base import Reading, Sensor
 from sensors.registry import create_sensor
 
-pytestmark = [
-    # The SDK builds ssl.SSLContext(PROTOCOL_TLSv1_2), deprecated since
-    # Python 3.10; the code is the SDK's, not ours.
-    pytest.mark.filterwarnings(
-        "ignore:ssl.PROTOCOL_TLSv1_2 is deprecated:DeprecationWarning"
-    ),
-    # paho-mqtt 1.6 leaves its sockets of a refused connection to the
-    # garbage collector; the SDK's shutdown() does not close them.
-    pytest.mark.filterwarnings(
-        "ignore:Exception ignored in. <(ssl.SSLSocket|socket.socket)"
-        ":pytest.PytestUnraisableExceptionWarning"
-    ),
-]
-
 WATCHDOG_USEC = 200_000  # pings every 0.1 s
 WAIT_S = 30.0
 KINDS = ("light", "moisture", "temperature")

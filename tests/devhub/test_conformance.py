@@ -41,18 +41,6 @@ from tests.devhub.conftest import (
 )
 from tests.devhub.twin_clients import CLIENT_KINDS, TwinClient, TwinRefused
 
-pytestmark = [
-    # The SDK builds ssl.SSLContext(PROTOCOL_TLSv1_2), deprecated since 3.10.
-    pytest.mark.filterwarnings(
-        "ignore:ssl.PROTOCOL_TLSv1_2 is deprecated:DeprecationWarning"
-    ),
-    # paho 1.6 leaves sockets to the garbage collector (see test_with_sdk).
-    pytest.mark.filterwarnings(
-        "ignore:Exception ignored in. <(ssl.SSLSocket|socket.socket)"
-        ":pytest.PytestUnraisableExceptionWarning"
-    ),
-]
-
 OpenTwin = Callable[..., Awaitable[TwinClient]]
 
 

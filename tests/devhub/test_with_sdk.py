@@ -25,22 +25,6 @@ from tests.devhub.conftest import (
     WAIT_S,
 )
 
-pytestmark = [
-    # The SDK builds ssl.SSLContext(PROTOCOL_TLSv1_2) on every connect, which
-    # Python 3.10+ flags as deprecated; the code is the SDK's, not ours.
-    pytest.mark.filterwarnings(
-        "ignore:ssl.PROTOCOL_TLSv1_2 is deprecated:DeprecationWarning"
-    ),
-    # paho-mqtt 1.6 leaves its wake-up socket pair, and after a dropped or
-    # refused connection its TLS socket, to the garbage collector; the SDK's
-    # shutdown() does not close them. The fixture collects them in teardown
-    # so the warning lands here, not in another test.
-    pytest.mark.filterwarnings(
-        "ignore:Exception ignored in. <(ssl.SSLSocket|socket.socket)"
-        ":pytest.PytestUnraisableExceptionWarning"
-    ),
-]
-
 ClientFactory = Callable[..., IoTHubModuleClient]
 
 
