@@ -84,6 +84,12 @@ class AgentProcess:
         self._reader = asyncio.create_task(self._read())
 
     @property
+    def pid(self) -> int:
+        """The process id."""
+        assert self._proc is not None
+        return self._proc.pid
+
+    @property
     def running(self) -> bool:
         """Whether the process is still alive."""
         return self._proc is not None and self._proc.returncode is None

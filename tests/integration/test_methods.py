@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import signal
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -87,3 +92,76 @@ async def test_method_to_module_not_connected_is_404(hub: DevHub) -> None:
     """Test that calling a module with no agent connected is refused at once."""
     with pytest.raises(DeviceNotOnline):
         await hub.invoke_method(DEVICE_ID, "light", "get_config", None)
+
+
+async def pitwin(*args: str) -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "agent.cli",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await proc.communicate()
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_pitwin_method_round_trip_to_each_module(
+    hub: DevHub, module_keys: dict[str, str], start_agent: Any, tmp_path: Path
+) -> None:
+    """Test that `pitwin method` reaches each agent module and prints its answer."""
+    await running_agent(start_agent, tmp_path, hub, module_keys)
+
+    for module_id in SENSOR_MODULES:
+        code, out, _ = await pitwin(
+            "method",
+            f"{DEVICE_ID}/{module_id}",
+            "read_now",
+            "--hub-dir",
+            str(tmp_path / "hub"),
+        )
+
+        assert code == 0
+        answer = json.loads(out)
+        assert answer["status"] == 200
+        assert answer["payload"]["values"]
+
+
+async def test_pitwin_method_times_out_on_a_frozen_agent(
+    hub: DevHub, module_keys: dict[str, str], start_agent: Any, tmp_path: Path
+) -> None:
+    """Test that a connected module that never answers gives 504, not a hang."""
+    agent = await running_agent(
+        start_agent, tmp_path, hub, {"light": module_keys["light"]}
+    )
+    os.kill(agent.pid, signal.SIGSTOP)
+    try:
+        code, _, err = await pitwin(
+            "method",
+            f"{DEVICE_ID}/light",
+            "get_config",
+            "--timeout",
+            "5",
+            "--hub-dir",
+            str(tmp_path / "hub"),
+        )
+    finally:
+        os.kill(agent.pid, signal.SIGCONT)
+
+    assert code == 1
+    assert err.startswith("pitwin: error: ")
+    assert "504" in err
+
+
+async def test_pitwin_method_to_offline_module_is_404(
+    hub: DevHub, tmp_path: Path
+) -> None:
+    """Test that calling a module with no agent connected fails at once with 404."""
+    code, _, err = await pitwin(
+        "method", f"{DEVICE_ID}/light", "get_config", "--hub-dir", str(tmp_path / "hub")
+    )
+
+    assert code == 1
+    assert "404" in err
