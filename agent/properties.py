@@ -38,6 +38,9 @@ class Property:
             longest allowed length.
         choices: Allowed strings.
         description: What the property does, for docs and ``get_config``.
+        sensor_option: The driver option this property sets, if any; the
+            driver's own checks then decide too, and removing the property
+            goes back to the option in the config file.
     """
 
     name: str
@@ -47,6 +50,7 @@ class Property:
     maximum: float | None = None
     choices: tuple[str, ...] = ()
     description: str = ""
+    sensor_option: str | None = None
 
     def check(self, value: object) -> Value:
         """Return ``value`` if it is allowed, converted to the property's type.
@@ -89,6 +93,15 @@ _COMMON = (
         maximum=64,
         description="Where the sensor sits; sent with every reading once set.",
     ),
+    Property(
+        "samples_per_reading",
+        "integer",
+        None,
+        minimum=1,
+        maximum=15,
+        description="Median of this many samples per reading (hardware drivers).",
+        sensor_option="samples",
+    ),
 )
 
 _BY_KIND: dict[str, tuple[Property, ...]] = {
@@ -101,6 +114,24 @@ _BY_KIND: dict[str, tuple[Property, ...]] = {
             maximum=100.0,
             description="Moisture below which the soil counts as dry.",
         ),
+        Property(
+            "calibration_dry_raw",
+            "number",
+            None,
+            minimum=-32768.0,
+            maximum=65535.0,
+            description="Raw ADC reading of the probe in dry soil (ADS1115, MCP3008).",
+            sensor_option="dry_raw",
+        ),
+        Property(
+            "calibration_wet_raw",
+            "number",
+            None,
+            minimum=-32768.0,
+            maximum=65535.0,
+            description="Raw ADC reading of the probe in water (ADS1115, MCP3008).",
+            sensor_option="wet_raw",
+        ),
     ),
     "light": (
         Property(
@@ -110,6 +141,14 @@ _BY_KIND: dict[str, tuple[Property, ...]] = {
             minimum=0.0,
             maximum=100_000.0,
             description="Skip a reading that moved less than this (0 sends all).",
+        ),
+        Property(
+            "resolution",
+            "string",
+            None,
+            choices=("high", "high2", "low"),
+            description="BH1750 measurement mode: 1 lx, 0.5 lx or 4 lx steps.",
+            sensor_option="resolution",
         ),
     ),
     "temperature": (

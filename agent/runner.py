@@ -20,11 +20,19 @@ from typing import Any
 
 from agent.backoff import Backoff
 from agent.config import AgentConfig, ModuleConfig
-from agent.errors import AuthRefused, HubRefused, LinkError, SensorError, TwinError
+from agent.errors import (
+    AuthRefused,
+    HubRefused,
+    LinkError,
+    SensorError,
+    SensorMisconfigured,
+    TwinError,
+)
 from agent.hubclient import MethodCall, ModuleLink
 from agent.outbox import Outbox, OutboxStats, Pack
 from agent.readings import ReadingShaper
 from agent.reported import ReportedProperties, is_ack
+from agent.sensorkeeper import READ_TIMEOUT_S, SensorBuilder, SensorKeeper
 from agent.state import ModuleState, StateStore
 from agent.twin_wire import desired_from_twin, encode_acks, parse_desired
 from agent.twinsync import Action, SyncOutcome, TwinSync
@@ -38,9 +46,6 @@ HISTORY_LENGTH = 50
 # The outbox's figures go into reported properties at most this often
 # (twin updates are metered and throttled), and at once when it drops.
 OUTBOX_REPORT_INTERVAL_S = 600.0
-SENSOR_RETRY_BASE_S = 2.0
-SENSOR_RETRY_CAP_S = 300.0
-READ_TIMEOUT_S = 10.0
 
 
 class ModuleRunner:
@@ -52,6 +57,8 @@ class ModuleRunner:
         sensor: The sensor behind the module, not yet opened.
         store: Where module state is persisted.
         outbox: Where readings wait for the hub.
+        build_sensor: Builds the module's sensor from driver options, so
+            desired properties can change its settings.
         monotonic: Clock for sampling intervals.
     """
 
@@ -63,12 +70,20 @@ class ModuleRunner:
         sensor: Sensor,
         store: StateStore,
         outbox: Outbox,
+        build_sensor: SensorBuilder | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._config = config
         self._module = module
         self._name = module.module_id
-        self._sensor = sensor
+        self._keeper = SensorKeeper(
+            module.module_id,
+            module.driver,
+            sensor,
+            build=build_sensor,
+            options=module.sensor,
+            report=self._report,
+        )
         self._store = store
         self._monotonic = monotonic
         self._sync = TwinSync(module.kind, module.properties)
@@ -81,9 +96,7 @@ class ModuleRunner:
         )
         self._wake = asyncio.Event()
         self._config_changed = asyncio.Event()
-        self._sensor_lock = asyncio.Lock()
         self._tasks: asyncio.TaskGroup | None = None
-        self._sensor_state = ""
         self._outage: str | None = None
         # Supervisor hooks (read-only; see "supervisor hooks" below).
         self.started = asyncio.Event()
@@ -99,7 +112,12 @@ class ModuleRunner:
     async def run(self) -> None:
         """Run the module until cancelled; sensor trouble only degrades it."""
         state = await asyncio.to_thread(self._store.load, self._name)
-        self._sync = TwinSync(self._module.kind, self._module.properties, state.twin)
+        self._sync = TwinSync(
+            self._module.kind,
+            self._module.properties,
+            state.twin,
+            check_sensor=self._sensor_refusal,
+        )
         if self._sync.repaired:
             _LOGGER.warning(
                 "state file held values no longer allowed, resyncing from the twin "
@@ -110,6 +128,7 @@ class ModuleRunner:
         self._reported = ReportedProperties(state.reported, state.pending_reported)
         self._report_initial_acks()
         self._history.extend(state.history)
+        await self._apply_sensor_settings()
         _LOGGER.info(
             "module started module=%s kind=%s driver=%s applied_version=%d",
             self._name,
@@ -135,7 +154,7 @@ class ModuleRunner:
                 self.started.set()
         finally:
             await link.close()
-            await self._sensor.close()
+            await self._keeper.close()
 
     # -- supervisor hooks (read-only) -----------------------------------------
 
@@ -151,7 +170,7 @@ class ModuleRunner:
         ``degraded`` (the sensor fails), ``connected``, ``offline`` (a connect
         failed; retrying with backoff) or ``connecting`` (first attempt).
         """
-        if self._sensor_state == "degraded":
+        if self._keeper.state == "degraded":
             return "degraded"
         if self._link is not None and self._link.connected:
             return "connected"
@@ -321,7 +340,25 @@ class ModuleRunner:
                 len(outcome.unacked),
                 outcome.unacked[0],
             )
+        await self._apply_sensor_settings()
         self._config_changed.set()
+
+    def _sensor_refusal(self, overrides: dict[str, Any]) -> str | None:
+        try:
+            self._keeper.check(overrides)
+        except SensorMisconfigured as err:
+            return str(err)
+        return None
+
+    async def _apply_sensor_settings(self) -> None:
+        try:
+            await self._keeper.apply(self._sync.sensor_overrides())
+        except SensorMisconfigured as err:
+            # Checked before acceptance, so only a driver that changed its
+            # mind gets here; keep the sensor as it is.
+            _LOGGER.error(
+                "sensor settings not applied module=%s error=%s", self._name, err
+            )
 
     def _report_initial_acks(self) -> None:
         # Config values may have changed since the last run; a 400 ack is
@@ -443,23 +480,19 @@ class ModuleRunner:
             "driver": self._module.driver,
             "applied_version": self._sync.applied_version,
             "effective": self._sync.effective,
-            "sensor": self._sensor_state or "starting",
+            "sensor": self._keeper.summary(),
+            "history": [list(entry) for entry in self._history],
         }
 
     async def _read_now(self) -> tuple[int, Any]:
-        async with asyncio.timeout(READ_TIMEOUT_S), self._sensor_lock:
-            reading = await self._sensor.read()
+        reading = await self._keeper.read()
         return 200, {
             "taken_at": reading.taken_at.isoformat(timespec="milliseconds"),
             "values": dict(reading.values),
         }
 
     async def _restart_sensor(self) -> tuple[int, Any]:
-        async with asyncio.timeout(READ_TIMEOUT_S), self._sensor_lock:
-            await self._sensor.close()
-            await self._sensor.open()
-        _LOGGER.info("sensor restarted module=%s", self._name)
-        self._set_sensor_state("ok", "")
+        await self._keeper.restart()
         return 200, {"sensor": "ok"}
 
     # -- telemetry --------------------------------------------------------
@@ -505,12 +538,13 @@ class ModuleRunner:
     # -- sampling ---------------------------------------------------------
 
     async def _sample_loop(self) -> None:
-        await self._open_sensor()
         last_read = -float("inf")
         while True:
             self._config_changed.clear()
             effective = self._sync.effective
-            interval_s = float(effective["sample_interval_s"])
+            interval_s = self._keeper.retry_delay_s(
+                float(effective["sample_interval_s"])
+            )
             remaining_s = last_read + interval_s - self._monotonic()
             if remaining_s > 0:
                 with contextlib.suppress(TimeoutError):
@@ -521,31 +555,12 @@ class ModuleRunner:
             if effective["enabled"]:
                 await self._read_once(effective)
             else:
-                self._set_sensor_state("disabled", "")
-
-    async def _open_sensor(self) -> None:
-        delay_s = SENSOR_RETRY_BASE_S
-        while True:
-            try:
-                await self._sensor.open()
-            except SensorError as err:
-                self._set_sensor_state("degraded", str(err))
-                await asyncio.sleep(delay_s)
-                delay_s = min(delay_s * 2, SENSOR_RETRY_CAP_S)
-            else:
-                return
+                self._keeper.disabled()
 
     async def _read_once(self, effective: Mapping[str, Any]) -> None:
-        try:
-            async with asyncio.timeout(READ_TIMEOUT_S), self._sensor_lock:
-                reading = await self._sensor.read()
-        except TimeoutError:
-            self._set_sensor_state("degraded", f"no reading within {READ_TIMEOUT_S:g}s")
+        reading = await self._keeper.sample()
+        if reading is None:
             return
-        except SensorError as err:
-            self._set_sensor_state("degraded", str(err))
-            return
-        self._set_sensor_state("ok", "")
         fields = self._shaper.shape(reading, effective)
         if fields is None:
             _READINGS.debug("reading skipped module=%s", self._name)
@@ -560,24 +575,6 @@ class ModuleRunner:
             "reading stored module=%s seq=%d fields=%s", self._name, seq, fields
         )
         self._wake.set()
-
-    def _set_sensor_state(self, state: str, error: str) -> None:
-        if state == self._sensor_state:
-            return
-        if state == "degraded":
-            _LOGGER.warning("sensor degraded module=%s error=%s", self._name, error)
-        elif self._sensor_state == "degraded":
-            _LOGGER.info("sensor recovered module=%s", self._name)
-        self._sensor_state = state
-        self._report(
-            {
-                "sensor": {
-                    "state": state,
-                    "driver": self._module.driver,
-                    "last_error": error,
-                }
-            }
-        )
 
 
 def _properties(pack: Pack) -> dict[str, str]:

@@ -14,6 +14,7 @@ so a stalled loop stops it; a module whose runner stays down longer than
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -188,7 +189,12 @@ class Agent:
                 )
                 sensor = _BrokenSensor(err)
             runner = ModuleRunner(
-                self._config, module, sensor=sensor, store=self._store, outbox=outbox
+                self._config,
+                module,
+                sensor=sensor,
+                store=self._store,
+                outbox=outbox,
+                build_sensor=functools.partial(self._build_sensor, module.driver),
             )
             self._runners[module.module_id] = runner
             try:

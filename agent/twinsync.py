@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,6 +89,8 @@ class TwinSync:
         kind: The module kind, which picks the writable properties.
         local: Property values from the config file (checked already).
         state: The persisted state to start from.
+        check_sensor: Given the driver options that desired values would
+            set, returns why the sensor refuses them, or ``None``.
     """
 
     def __init__(
@@ -96,7 +98,10 @@ class TwinSync:
         kind: str,
         local: Mapping[str, Value],
         state: TwinState | None = None,
+        *,
+        check_sensor: Callable[[dict[str, Value]], str | None] | None = None,
     ) -> None:
+        self._check_sensor = check_sensor
         self._props = properties_for(kind)
         self._fallback: dict[str, Value] = {**defaults_for(kind), **local}
         self._state, self.repaired = self._checked(state or TwinState())
@@ -114,6 +119,20 @@ class TwinSync:
     def effective(self) -> dict[str, Value]:
         """Defaults, then config, then accepted desired values."""
         return {**self._fallback, **self._state.accepted}
+
+    def sensor_overrides(
+        self, accepted: Mapping[str, Value] | None = None
+    ) -> dict[str, Value]:
+        """Return the driver options the effective values set."""
+        effective = {
+            **self._fallback,
+            **(self._state.accepted if accepted is None else accepted),
+        }
+        return {
+            p.sensor_option: effective[p.name]
+            for p in self._props.values()
+            if p.sensor_option is not None and p.name in effective
+        }
 
     def state(self) -> TwinState:
         """Return a copy of the state to persist."""
@@ -138,10 +157,18 @@ class TwinSync:
         accepted = dict(self._state.accepted)
         acks, cleared, unacked = self._merge(accepted, document.members, version)
         for name in list(accepted):
-            if name not in document.members and name in self._fallback:
+            if name in document.members:
+                continue
+            prop = self._props.get(name)
+            if name in self._fallback:
                 del accepted[name]
                 acks[name] = PropertyAck(
                     self._fallback[name], 200, version, "removed; back to default"
+                )
+            elif prop is not None and prop.sensor_option is not None:
+                del accepted[name]
+                acks[name] = PropertyAck(
+                    None, 200, version, "removed; back to the sensor's config"
                 )
         outcome = self._commit(accepted, acks, before, version, recreated=recreated)
         return dataclasses.replace(outcome, cleared=cleared, unacked=unacked)
@@ -193,12 +220,21 @@ class TwinSync:
         accepted: dict[str, Value],
         version: int,
     ) -> PropertyAck:
+        current = accepted.get(prop.name, self._fallback.get(prop.name))
         try:
-            accepted[prop.name] = prop.check(value)
+            checked = prop.check(value)
+            self._check_with_sensor(prop, {**accepted, prop.name: checked})
         except DesiredRejected as err:
-            current = accepted.get(prop.name, self._fallback.get(prop.name))
             return PropertyAck(current, err.status, version, err.reason)
-        return PropertyAck(accepted[prop.name], 200, version, "applied")
+        accepted[prop.name] = checked
+        return PropertyAck(checked, 200, version, "applied")
+
+    def _check_with_sensor(self, prop: Property, accepted: Mapping[str, Value]) -> None:
+        if prop.sensor_option is None or self._check_sensor is None:
+            return
+        refusal = self._check_sensor(self.sensor_overrides(accepted))
+        if refusal is not None:
+            raise DesiredRejected(prop.name, f"the sensor refuses it: {refusal}")
 
     def _remove(
         self,
@@ -206,6 +242,11 @@ class TwinSync:
         accepted: dict[str, Value],
         version: int,
     ) -> PropertyAck:
+        if prop.name not in self._fallback and prop.sensor_option is not None:
+            accepted.pop(prop.name, None)
+            return PropertyAck(
+                None, 200, version, "removed; back to the sensor's config"
+            )
         if prop.name not in self._fallback:
             current = accepted.get(prop.name)
             reason = f"{prop.name!r} has no default to go back to; send a value instead"

@@ -110,7 +110,8 @@ def test_group_readable_config_is_accepted(tmp_path: Path) -> None:
         (
             ("sample_interval_s = 15", "speed = 3"),
             "[modules.light] property 'speed' is not known; use one of enabled, "
-            "location, lux_change_to_report, sample_interval_s",
+            "location, lux_change_to_report, resolution, sample_interval_s, "
+            "samples_per_reading",
         ),
         (
             ('kind = "moisture"', 'kind = "sound"'),

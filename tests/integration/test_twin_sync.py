@@ -209,7 +209,8 @@ async def test_invalid_values_rejected_while_valid_keys_apply(
             "ac": 400,
             "av": 2,
             "ad": "unknown property 'colour'; writable properties are "
-            "dry_threshold_pct, enabled, location, sample_interval_s",
+            "calibration_dry_raw, calibration_wet_raw, dry_threshold_pct, "
+            "enabled, location, sample_interval_s, samples_per_reading",
         },
         "location": {
             "ac": 400,
