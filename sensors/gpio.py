@@ -9,13 +9,18 @@ Raspberry Pi OS Bookworm).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
-from sensors.base import SensorMisconfigured, SensorUnavailable
+from sensors.base import Clock, SensorMisconfigured, SensorUnavailable
+from sensors.blocking import BlockingCalls
 from sensors.options import require
+from sensors.part import BlockingSensor
+from sensors.sampling import SamplingConfig
 
-__all__ = ["GPIO_PINS", "PinFactory", "check_pin", "gpio_errors"]
+_T = TypeVar("_T")
+
+__all__ = ["GPIO_PINS", "GpiozeroSensor", "PinFactory", "check_pin", "gpio_errors"]
 
 # BCM numbers on the 40-pin header.
 GPIO_PINS = range(28)
@@ -78,3 +83,59 @@ def gpio_errors(part: str) -> Iterator[None]:
         ) from err
     except OSError as err:
         raise SensorUnavailable(f"{part}: {err}; check the wiring") from err
+
+
+class GpiozeroSensor(BlockingSensor):
+    """A part read through one gpiozero device, made on first use.
+
+    Subclasses make the device in :meth:`_make_device` and read it in
+    ``_sample`` through :meth:`_device_call`; opening, gpiozero's errors and
+    closing are handled here.
+
+    Args:
+        part: Names the part in messages (``LDR on GPIO17``).
+        lock_key: The bus or pin whose calls must not overlap.
+        config: The driver's options (``samples``, ``timeout_s``).
+        clock: Stamps readings.
+        pin_factory: gpiozero pin factory; gpiozero's default if ``None``.
+    """
+
+    def __init__(
+        self,
+        part: str,
+        lock_key: str,
+        config: SamplingConfig,
+        *,
+        clock: Clock,
+        pin_factory: PinFactory | None,
+    ) -> None:
+        super().__init__(
+            BlockingCalls(part, lock_key),
+            samples=config.samples,
+            timeout_s=config.timeout_s,
+            clock=clock,
+        )
+        self._part = part
+        self._pin_factory = pin_factory
+        self._device: Any = None
+
+    def _make_device(self) -> Any:
+        """Return the gpiozero device (runs in a worker thread)."""
+        raise NotImplementedError
+
+    def _open_part(self) -> None:
+        if self._device is not None:
+            return
+        with gpio_errors(self._part):
+            self._device = self._make_device()
+
+    def _device_call(self, call: Callable[[Any], _T]) -> _T:
+        """Open the device if needed and run ``call`` on it."""
+        self._open_part()
+        with gpio_errors(self._part):
+            return call(self._device)
+
+    def _release(self) -> None:
+        device, self._device = self._device, None
+        if device is not None:
+            device.close()

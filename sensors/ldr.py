@@ -14,10 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sensors.base import Clock, Sensor
-from sensors.blocking import BlockingCalls
-from sensors.gpio import PinFactory, check_pin, gpio_errors
+from sensors.gpio import GpiozeroSensor, PinFactory, check_pin
 from sensors.options import parse_options, require
-from sensors.part import BlockingSensor
 from sensors.sampling import SamplingConfig
 
 __all__ = ["LDR", "LdrConfig", "create_ldr"]
@@ -58,7 +56,7 @@ class LdrConfig(SamplingConfig):
         )
 
 
-class LDR(BlockingSensor):
+class LDR(GpiozeroSensor):
     """An LDR and capacitor on a GPIO, giving ``light_level_pct``.
 
     ``light_level_pct`` is relative, 0 (dark) to 100 (bright): it depends
@@ -80,41 +78,26 @@ class LDR(BlockingSensor):
         clock: Clock,
         pin_factory: PinFactory | None = None,
     ) -> None:
-        self._part = f"LDR on GPIO{config.pin}"
+        part = f"LDR on GPIO{config.pin}"
         super().__init__(
-            BlockingCalls(self._part, f"GPIO{config.pin}"),
-            samples=config.samples,
-            timeout_s=config.timeout_s,
-            clock=clock,
+            part, f"GPIO{config.pin}", config, clock=clock, pin_factory=pin_factory
         )
         self._config = config
-        self._pin_factory = pin_factory
-        self._device: Any = None
 
-    def _open_part(self) -> None:
-        if self._device is not None:
-            return
-        with gpio_errors(self._part):
-            from gpiozero import LightSensor
+    def _make_device(self) -> Any:
+        from gpiozero import LightSensor
 
-            self._device = LightSensor(
-                self._config.pin,
-                queue_len=self._config.queue_len,
-                charge_time_limit=self._config.charge_time_limit_s,
-                pin_factory=self._pin_factory,
-            )
+        return LightSensor(
+            self._config.pin,
+            queue_len=self._config.queue_len,
+            charge_time_limit=self._config.charge_time_limit_s,
+            pin_factory=self._pin_factory,
+        )
 
     def _sample(self) -> Mapping[str, float]:
-        self._open_part()
-        with gpio_errors(self._part):
-            # Blocks until the first queue_len charges have been timed.
-            value = float(self._device.value)
+        # Blocks until the first queue_len charges have been timed.
+        value = self._device_call(lambda device: float(device.value))
         return {"light_level_pct": round(value * 100, 1)}
-
-    def _release(self) -> None:
-        device, self._device = self._device, None
-        if device is not None:
-            device.close()
 
 
 def create_ldr(

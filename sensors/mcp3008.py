@@ -13,11 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from sensors.base import Clock, Sensor
-from sensors.blocking import BlockingCalls
-from sensors.gpio import PinFactory, gpio_errors
+from sensors.gpio import GpiozeroSensor, PinFactory
 from sensors.moisture import MoistureCalibration, moisture_pct
 from sensors.options import parse_options, require
-from sensors.part import BlockingSensor
 
 __all__ = ["MCP3008", "Mcp3008Config", "create_mcp3008"]
 
@@ -53,7 +51,7 @@ class Mcp3008Config(MoistureCalibration):
         )
 
 
-class MCP3008(BlockingSensor):
+class MCP3008(GpiozeroSensor):
     """A moisture probe on one MCP3008 input: ``moisture_pct``, ``moisture_raw``.
 
     Args:
@@ -72,44 +70,32 @@ class MCP3008(BlockingSensor):
         pin_factory: PinFactory | None = None,
     ) -> None:
         bus = f"/dev/spidev{config.spi_port}.{config.spi_device}"
-        self._part = f"MCP3008 channel {config.channel} on {bus}"
         # Both chip selects share the port's clock and data lines.
         super().__init__(
-            BlockingCalls(self._part, f"spi{config.spi_port}"),
-            samples=config.samples,
-            timeout_s=config.timeout_s,
+            f"MCP3008 channel {config.channel} on {bus}",
+            f"spi{config.spi_port}",
+            config,
             clock=clock,
+            pin_factory=pin_factory,
         )
         self._config = config
-        self._pin_factory = pin_factory
-        self._device: Any = None
 
-    def _open_part(self) -> None:
-        if self._device is not None:
-            return
-        with gpio_errors(self._part):
-            from gpiozero import MCP3008 as GpiozeroMCP3008
+    def _make_device(self) -> Any:
+        from gpiozero import MCP3008 as GpiozeroMCP3008
 
-            self._device = GpiozeroMCP3008(
-                channel=self._config.channel,
-                port=self._config.spi_port,
-                device=self._config.spi_device,
-                pin_factory=self._pin_factory,
-            )
+        return GpiozeroMCP3008(
+            channel=self._config.channel,
+            port=self._config.spi_port,
+            device=self._config.spi_device,
+            pin_factory=self._pin_factory,
+        )
 
     def _sample(self) -> Mapping[str, float]:
-        self._open_part()
-        with gpio_errors(self._part):
-            raw = int(self._device.raw_value)
+        raw = self._device_call(lambda device: int(device.raw_value))
         return {
             "moisture_pct": moisture_pct(raw, self._config),
             "moisture_raw": float(raw),
         }
-
-    def _release(self) -> None:
-        device, self._device = self._device, None
-        if device is not None:
-            device.close()
 
 
 def create_mcp3008(

@@ -13,10 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from sensors.base import Clock, Sensor
-from sensors.blocking import BlockingCalls
-from sensors.gpio import PinFactory, check_pin, gpio_errors
+from sensors.gpio import GpiozeroSensor, PinFactory, check_pin
 from sensors.options import parse_options, require
-from sensors.part import BlockingSensor
 from sensors.sampling import SamplingConfig
 
 __all__ = ["DigitalMoisture", "DigitalMoistureConfig", "create_moisture_digital"]
@@ -50,7 +48,7 @@ class DigitalMoistureConfig(SamplingConfig):
         )
 
 
-class DigitalMoisture(BlockingSensor):
+class DigitalMoisture(GpiozeroSensor):
     """A DO moisture module giving ``dry`` (true when drier than its trimmer).
 
     With ``samples`` above 1 the reading is the majority of the samples.
@@ -70,41 +68,26 @@ class DigitalMoisture(BlockingSensor):
         clock: Clock,
         pin_factory: PinFactory | None = None,
     ) -> None:
-        self._part = f"moisture DO on GPIO{config.pin}"
+        part = f"moisture DO on GPIO{config.pin}"
         super().__init__(
-            BlockingCalls(self._part, f"GPIO{config.pin}"),
-            samples=config.samples,
-            timeout_s=config.timeout_s,
-            clock=clock,
+            part, f"GPIO{config.pin}", config, clock=clock, pin_factory=pin_factory
         )
         self._config = config
-        self._pin_factory = pin_factory
-        self._device: Any = None
 
-    def _open_part(self) -> None:
-        if self._device is not None:
-            return
-        with gpio_errors(self._part):
-            from gpiozero import DigitalInputDevice
+    def _make_device(self) -> Any:
+        from gpiozero import DigitalInputDevice
 
-            self._device = DigitalInputDevice(
-                self._config.pin,
-                pull_up=self._config.pull_up,
-                pin_factory=self._pin_factory,
-            )
+        return DigitalInputDevice(
+            self._config.pin,
+            pull_up=self._config.pull_up,
+            pin_factory=self._pin_factory,
+        )
 
     def _sample(self) -> Mapping[str, float]:
-        self._open_part()
-        with gpio_errors(self._part):
-            # The level itself: gpiozero's value flips with the pull (with
-            # a pull-up, low counts as active).
-            high = bool(self._device.pin.state)
+        # The level itself: gpiozero's value flips with the pull (with a
+        # pull-up, low counts as active).
+        high = self._device_call(lambda device: bool(device.pin.state))
         return {"dry": high == self._config.dry_when_high}
-
-    def _release(self) -> None:
-        device, self._device = self._device, None
-        if device is not None:
-            device.close()
 
 
 def create_moisture_digital(
