@@ -40,6 +40,7 @@ from sensors.base import Sensor
 
 _LOGGER = logging.getLogger(__name__)
 _READINGS = logging.getLogger("agent.readings")
+_TELEMETRY = logging.getLogger("agent.telemetry")
 
 # Applied desired versions kept in the state file, for operators and tests.
 HISTORY_LENGTH = 50
@@ -507,12 +508,12 @@ class ModuleRunner:
                 pack.body, message_id=pack.message_id, properties=_properties(pack)
             )
             await asyncio.to_thread(self._outbox.acked, pack)
-            _READINGS.debug(
-                "readings sent module=%s message_id=%s count=%d body=%s",
+            _TELEMETRY.debug(
+                "readings sent module=%s message_id=%s count=%d bytes=%d",
                 self._name,
                 pack.message_id,
                 pack.count,
-                pack.body,
+                len(pack.body),
             )
         await self._report_outbox()
         return await asyncio.to_thread(
@@ -572,7 +573,10 @@ class ModuleRunner:
             taken_at=reading.taken_at.timestamp(),
         )
         _READINGS.debug(
-            "reading stored module=%s seq=%d fields=%s", self._name, seq, fields
+            "reading module=%s seq=%d %s",
+            self._name,
+            seq,
+            " ".join(f"{k}={v}" for k, v in fields.items() if k != "taken_at"),
         )
         self._wake.set()
 

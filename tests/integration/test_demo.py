@@ -20,7 +20,7 @@ async def test_demo_shows_readings_and_applies_a_pushed_change(
     await demo.start()
     try:
         for module_id in ("moisture", "light", "temperature"):
-            await demo.wait_for(f"readings sent module={module_id} ")
+            await demo.wait_for(f"reading module={module_id} seq=1 ")
         printed = (await demo.wait_for(r"^    pitwin twin set "))[0]
 
         command = shlex.split(printed.strip())
