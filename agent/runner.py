@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import datetime as dt
 import logging
 import time
 from collections.abc import Callable, Mapping
@@ -29,24 +28,21 @@ from agent.errors import (
     TwinError,
 )
 from agent.hubclient import MethodCall, ModuleLink
-from agent.outbox import Outbox, OutboxStats, Pack
+from agent.outbox import Outbox
 from agent.readings import ReadingShaper
 from agent.reported import ReportedProperties, is_ack
 from agent.sensorkeeper import READ_TIMEOUT_S, SensorBuilder, SensorKeeper
 from agent.state import ModuleState, StateStore
+from agent.telemetry import TelemetrySender
 from agent.twin_wire import desired_from_twin, encode_acks, parse_desired
 from agent.twinsync import Action, SyncOutcome, TwinSync
 from sensors.base import Sensor
 
 _LOGGER = logging.getLogger(__name__)
 _READINGS = logging.getLogger("agent.readings")
-_TELEMETRY = logging.getLogger("agent.telemetry")
 
 # Applied desired versions kept in the state file, for operators and tests.
 HISTORY_LENGTH = 50
-# The outbox's figures go into reported properties at most this often
-# (twin updates are metered and throttled), and at once when it drops.
-OUTBOX_REPORT_INTERVAL_S = 600.0
 
 
 class ModuleRunner:
@@ -90,7 +86,13 @@ class ModuleRunner:
         self._sync = TwinSync(module.kind, module.properties)
         self._shaper = ReadingShaper(module.kind)
         self._outbox = outbox
-        self._outbox_reported: tuple[float, OutboxStats] | None = None
+        self._telemetry = TelemetrySender(
+            module.module_id,
+            outbox,
+            max_latency_s=config.outbox.max_latency_s,
+            report=self._report,
+            monotonic=monotonic,
+        )
         self._reported = ReportedProperties()
         self._history: collections.deque[tuple[int, str]] = collections.deque(
             maxlen=HISTORY_LENGTH
@@ -215,7 +217,7 @@ class ModuleRunner:
             for patch in link.take_patches():
                 await self._on_patch(link, patch)
             await self._flush_reported(link)
-            due_s = await self._send_due(link)
+            due_s = await self._telemetry.send_due(link)
             if not link.has_patches():
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(due_s):
@@ -498,44 +500,6 @@ class ModuleRunner:
 
     # -- telemetry --------------------------------------------------------
 
-    async def _send_due(self, link: ModuleLink) -> float | None:
-        """Send every pack that is due; return seconds until the next one."""
-        latency_s = self._config.outbox.max_latency_s
-        while pack := await asyncio.to_thread(
-            self._outbox.next_pack, self._name, max_latency_s=latency_s
-        ):
-            await link.send(
-                pack.body, message_id=pack.message_id, properties=_properties(pack)
-            )
-            await asyncio.to_thread(self._outbox.acked, pack)
-            _TELEMETRY.debug(
-                "readings sent module=%s message_id=%s count=%d bytes=%d",
-                self._name,
-                pack.message_id,
-                pack.count,
-                len(pack.body),
-            )
-        await self._report_outbox()
-        return await asyncio.to_thread(
-            self._outbox.due_in_s, self._name, max_latency_s=latency_s
-        )
-
-    async def _report_outbox(self) -> None:
-        stats = await asyncio.to_thread(self._outbox.stats, self._name)
-        now = self._monotonic()
-        if self._outbox_reported is not None:
-            last_at, last = self._outbox_reported
-            if stats.dropped > last.dropped:
-                _LOGGER.warning(
-                    "outbox full or stale, readings dropped module=%s dropped=%d",
-                    self._name,
-                    stats.dropped - last.dropped,
-                )
-            elif now - last_at < OUTBOX_REPORT_INTERVAL_S or stats == last:
-                return
-        self._outbox_reported = (now, stats)
-        self._reported.set({"outbox": _outbox_report(stats)})
-
     # -- sampling ---------------------------------------------------------
 
     async def _sample_loop(self) -> None:
@@ -579,25 +543,3 @@ class ModuleRunner:
             " ".join(f"{k}={v}" for k, v in fields.items() if k != "taken_at"),
         )
         self._wake.set()
-
-
-def _properties(pack: Pack) -> dict[str, str]:
-    """Application properties of a pack, for routing queries in the hub."""
-    return {
-        "module": pack.module_id,
-        "first_seq": str(pack.first_seq),
-        "last_seq": str(pack.last_seq),
-        "count": str(pack.count),
-    }
-
-
-def _outbox_report(stats: OutboxStats) -> dict[str, Any]:
-    """The reported ``outbox`` property; absent figures are left out."""
-    report: dict[str, Any] = {"depth": stats.depth, "dropped": stats.dropped}
-    if stats.oldest_age_s is not None:
-        report["oldest_age_s"] = round(stats.oldest_age_s, 1)
-    if stats.last_sent is not None:
-        report["last_sent"] = dt.datetime.fromtimestamp(
-            stats.last_sent, dt.UTC
-        ).isoformat(timespec="seconds")
-    return report

@@ -1,0 +1,116 @@
+"""Sending a module's readings: packs from the outbox to the hub, in order.
+
+A pack goes when it is due (full, or its oldest reading has waited long
+enough), is deleted from the outbox only once the hub acknowledged it, and
+is resent unchanged after a failure. The outbox's figures go into the
+module's reported properties now and then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from agent.hubclient import ModuleLink
+from agent.outbox import Outbox, OutboxStats, Pack
+
+_LOGGER = logging.getLogger(__name__)
+_TELEMETRY = logging.getLogger("agent.telemetry")
+
+# The outbox's figures go into reported properties at most this often
+# (twin updates are metered and throttled), and at once when it drops.
+OUTBOX_REPORT_INTERVAL_S = 600.0
+
+
+class TelemetrySender:
+    """Sends one module's packs and reports its outbox.
+
+    Args:
+        module_id: The module whose readings these are.
+        outbox: Where the readings wait.
+        max_latency_s: Longest a reading waits for its pack to fill.
+        report: Receives the reported ``outbox`` property.
+        monotonic: Clock for the report interval.
+    """
+
+    def __init__(
+        self,
+        module_id: str,
+        outbox: Outbox,
+        *,
+        max_latency_s: float,
+        report: Callable[[dict[str, Any]], None],
+        monotonic: Callable[[], float],
+    ) -> None:
+        self._name = module_id
+        self._outbox = outbox
+        self._latency_s = max_latency_s
+        self._report = report
+        self._monotonic = monotonic
+        self._reported: tuple[float, OutboxStats] | None = None
+
+    async def send_due(self, link: ModuleLink) -> float | None:
+        """Send every pack that is due; return seconds until the next one.
+
+        Raises:
+            LinkError: A send failed; the pack stays and goes again later.
+        """
+        while pack := await asyncio.to_thread(
+            self._outbox.next_pack, self._name, max_latency_s=self._latency_s
+        ):
+            await link.send(
+                pack.body, message_id=pack.message_id, properties=_properties(pack)
+            )
+            await asyncio.to_thread(self._outbox.acked, pack)
+            _TELEMETRY.debug(
+                "readings sent module=%s message_id=%s count=%d bytes=%d",
+                self._name,
+                pack.message_id,
+                pack.count,
+                len(pack.body),
+            )
+        await self._report_outbox()
+        return await asyncio.to_thread(
+            self._outbox.due_in_s, self._name, max_latency_s=self._latency_s
+        )
+
+    async def _report_outbox(self) -> None:
+        stats = await asyncio.to_thread(self._outbox.stats, self._name)
+        now = self._monotonic()
+        if self._reported is not None:
+            last_at, last = self._reported
+            if stats.dropped > last.dropped:
+                _LOGGER.warning(
+                    "outbox full or stale, readings dropped module=%s dropped=%d",
+                    self._name,
+                    stats.dropped - last.dropped,
+                )
+            elif now - last_at < OUTBOX_REPORT_INTERVAL_S or stats == last:
+                return
+        self._reported = (now, stats)
+        self._report({"outbox": _outbox_report(stats)})
+
+
+def _properties(pack: Pack) -> dict[str, str]:
+    """Application properties of a pack, for routing queries in the hub."""
+    return {
+        "module": pack.module_id,
+        "first_seq": str(pack.first_seq),
+        "last_seq": str(pack.last_seq),
+        "count": str(pack.count),
+    }
+
+
+def _outbox_report(stats: OutboxStats) -> dict[str, Any]:
+    """The reported ``outbox`` property; absent figures are left out."""
+    report: dict[str, Any] = {"depth": stats.depth, "dropped": stats.dropped}
+    if stats.oldest_age_s is not None:
+        report["oldest_age_s"] = round(stats.oldest_age_s, 1)
+    if stats.last_sent is not None:
+        report["last_sent"] = dt.datetime.fromtimestamp(
+            stats.last_sent, dt.UTC
+        ).isoformat(timespec="seconds")
+    return report
