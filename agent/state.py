@@ -7,6 +7,7 @@ never a torn one.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
@@ -21,6 +22,7 @@ from agent.twinsync import TwinState
 _LOGGER = logging.getLogger(__name__)
 
 _FORMAT = 1
+LOCK_FILE = "agent.lock"
 
 
 @dataclass(slots=True)
@@ -52,6 +54,46 @@ class StateStore:
 
     def __init__(self, directory: Path) -> None:
         self._directory = directory
+        self._lock_fd: int | None = None
+
+    def claim(self) -> None:
+        """Make the directory if needed and hold it for this process only.
+
+        Two agents on one state directory would fight over the module
+        identities and number readings twice; the lock (``flock``) goes
+        when the process ends, however it ends.
+
+        Raises:
+            ConfigError: The directory cannot be used, or another agent
+                holds it.
+        """
+        path = self._directory / LOCK_FILE
+        try:
+            self._directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as err:
+            raise ConfigError(
+                f"state_dir {self._directory} is not usable ({err.strerror}); "
+                "set [device] state_dir to a directory this user can write"
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode("ascii", "replace").strip() or "?"
+            os.close(fd)
+            raise ConfigError(
+                f"another agent (pid {holder}) is using state_dir "
+                f"{self._directory}; stop it first (systemctl stop pitwin)"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode("ascii"))
+        self._lock_fd = fd
+
+    def release(self) -> None:
+        """Let another agent use the directory."""
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
 
     def path_for(self, module_id: str) -> Path:
         """Return the state file of a module."""

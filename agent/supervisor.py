@@ -79,6 +79,7 @@ class Agent:
         self._config = config
         self._build_sensor = sensor_builder or _from_registry
         self._store = StateStore(config.state_dir)
+        self._store.claim()
         self._notifier = notifier if notifier is not None else Notifier()
         self._monotonic = monotonic
         self._restart_delay_s = restart_delay_s
@@ -124,6 +125,7 @@ class Agent:
             # Every runner has ended here: nothing writes to the outbox any
             # more, and closing it forces the last readings to the card.
             await asyncio.to_thread(outbox.close)
+            self._store.release()
 
     def stopping(self) -> None:
         """Tell the service manager that shutdown has begun (once)."""

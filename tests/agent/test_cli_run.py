@@ -11,7 +11,7 @@ CONFIG = """
 [device]
 id = "pi-1"
 hub_hostname = "hub.example"
-gateway_host = "127.0.0.1"
+gateway_host = "127.254.254.254"
 
 [modules.light]
 driver = "{driver}"
@@ -69,3 +69,52 @@ def test_config_error_under_journald_is_filed_as_an_error(tmp_path: Path) -> Non
     result = run(tmp_path, driver="nope", env=env)
 
     assert result.stderr.startswith("<3>pitwin: error: [modules.light] sensor: ")
+
+
+def test_second_agent_on_the_same_state_dir_is_refused(tmp_path: Path) -> None:
+    """Test that a second agent cannot share a state directory with a running one."""
+    path = tmp_path / "pitwin.toml"
+    path.write_text(CONFIG.format(driver="simulated-light", option=""))
+    path.chmod(0o600)
+    command = [sys.executable, "-m", "agent.cli", "run", "--config", str(path)]
+    with subprocess.Popen(command, stderr=subprocess.PIPE, text=True) as first:
+        assert first.stderr is not None
+        for line in first.stderr:
+            if "module started" in line:
+                break
+
+        second = subprocess.run(
+            command, capture_output=True, text=True, timeout=60, check=False
+        )
+        first.terminate()
+
+    assert second.returncode == 78
+    assert second.stderr == (
+        f"pitwin: error: another agent (pid {first.pid}) is using state_dir "
+        f"{tmp_path / 'state'}; stop it first (systemctl stop pitwin)\n"
+    )
+
+
+def test_unusable_state_dir_is_a_config_error(tmp_path: Path) -> None:
+    """Test that a state_dir that cannot be made gives one line and status 78."""
+    (tmp_path / "afile").write_text("")
+    path = tmp_path / "pitwin.toml"
+    text = CONFIG.format(driver="simulated-light", option="")
+    text = text.replace("[device]", '[device]\nstate_dir = "afile/sub"')
+    path.write_text(text)
+    path.chmod(0o600)
+
+    result = subprocess.run(
+        [sys.executable, "-m", "agent.cli", "run", "--config", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode == 78
+    assert result.stderr == (
+        f"pitwin: error: state_dir {tmp_path / 'afile' / 'sub'} is not usable "
+        "(Not a directory); set [device] state_dir to a directory this user "
+        "can write\n"
+    )
