@@ -7,6 +7,7 @@
      +-- SensorError                      a sensor could not give a reading
      |    +-- SensorUnavailable           transient: retried with backoff
      |    +-- SensorMisconfigured(ValueError)  permanent: fix config or wiring
+     +-- StorageError                     the state directory failed (disk full)
      +-- LinkError                        the link to the hub is down
      |    +-- AuthRefused                 the hub refused the credentials
      +-- TwinError                        module twin could not be synced
@@ -35,6 +36,10 @@ class SensorUnavailable(SensorError):
 
 class SensorMisconfigured(SensorError, ValueError):
     """A permanent sensor failure that retrying will not fix."""
+
+
+class StorageError(PitwinError):
+    """The state directory could not be read or written (disk full, I/O)."""
 
 
 class LinkError(PitwinError):

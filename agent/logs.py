@@ -71,3 +71,9 @@ def setup_logging(*, verbose: bool = False, stream: object = None) -> None:
     for name in _NOISY_LIBRARIES:
         logging.getLogger(name).setLevel(logging.INFO if verbose else logging.WARNING)
     logging.getLogger(_SDK_LOGGER).setLevel(logging.INFO if verbose else logging.ERROR)
+    # The SDK's handler threads report their own hiccups through the
+    # executor's "exception calling callback" traceback; pitwin notices the
+    # effect (a dropped link) and logs it once.
+    logging.getLogger("concurrent.futures").setLevel(
+        logging.ERROR if verbose else logging.CRITICAL
+    )

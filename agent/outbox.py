@@ -22,16 +22,19 @@ The methods block on disk I/O: call them with :func:`asyncio.to_thread`.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from agent.errors import StorageError
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -126,17 +129,25 @@ class Outbox:
         self._now = now
         self._lock = threading.Lock()
         self._dirty = False
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        # Small pages make small WAL frames: a reading dirties about 1 KB of
-        # log instead of 4 KB (only takes effect when the file is created).
-        self._db.execute("PRAGMA page_size=1024")
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        try:
+            self._db = _open_checked(path)
+        except sqlite3.OperationalError as err:
+            raise _storage_error(path, err) from err
+        except sqlite3.DatabaseError as err:
+            # A damaged file (a card that lost a write) must not stop the
+            # agent: keep it aside for forensics and start a new one.
+            aside = _set_aside(path)
+            _LOGGER.warning(
+                "outbox unreadable, set aside with its unsent readings path=%s "
+                "error=%s",
+                aside,
+                err,
+            )
+            self._db = _open_checked(path)
 
     def close(self) -> None:
         """Force what is written to disk and close the database."""
-        with self._lock:
+        with self._guard():
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._db.close()
 
@@ -150,7 +161,7 @@ class Outbox:
             reading: Its JSON-ready fields (``seq`` is added here).
             taken_at: Unix time it was taken (for the age bound).
         """
-        with self._lock, self._transaction():
+        with self._guard(), self._transaction():
             seq = self._next_seq(module_id)
             body = json.dumps({"seq": seq, **reading}, separators=(",", ":"))
             self._db.execute(
@@ -168,7 +179,7 @@ class Outbox:
             Whether there was anything to force (an idle outbox costs no
             writes).
         """
-        with self._lock:
+        with self._guard():
             if not self._dirty:
                 return False
             self._dirty = False
@@ -183,7 +194,7 @@ class Outbox:
         pack is formed when its readings fill a message or the oldest has
         waited ``max_latency_s``.
         """
-        with self._lock, self._transaction():
+        with self._guard(), self._transaction():
             inflight = self._db.execute(
                 "SELECT inflight_first, inflight_last FROM modules WHERE module = ?",
                 (module_id,),
@@ -196,7 +207,7 @@ class Outbox:
 
     def due_in_s(self, module_id: str, *, max_latency_s: float) -> float | None:
         """Seconds until the oldest waiting reading is due; ``None`` if none."""
-        with self._lock:
+        with self._guard():
             row = self._db.execute(
                 "SELECT MIN(taken_at) FROM readings WHERE module = ?", (module_id,)
             ).fetchone()
@@ -207,7 +218,7 @@ class Outbox:
 
     def acked(self, pack: Pack) -> None:
         """Delete the readings of an acknowledged pack."""
-        with self._lock, self._transaction():
+        with self._guard(), self._transaction():
             self._db.execute(
                 "DELETE FROM readings WHERE module = ? AND seq BETWEEN ? AND ?",
                 (pack.module_id, pack.first_seq, pack.last_seq),
@@ -221,7 +232,7 @@ class Outbox:
 
     def stats(self, module_id: str) -> OutboxStats:
         """Return what the outbox holds for a module."""
-        with self._lock:
+        with self._guard():
             depth, oldest = self._db.execute(
                 "SELECT COUNT(*), MIN(taken_at) FROM readings WHERE module = ?",
                 (module_id,),
@@ -303,6 +314,15 @@ class Outbox:
         message_id = f"{self._device_id}/{module_id}/{first}-{last}"
         return Pack(module_id, first, last, len(bodies), message_id, body)
 
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Serialise access, and turn disk trouble into :class:`StorageError`."""
+        with self._lock:
+            try:
+                yield
+            except (sqlite3.Error, OSError) as err:
+                raise _storage_error(self._path, err) from err
+
     def _transaction(self) -> _Transaction:
         return _Transaction(self._db)
 
@@ -317,7 +337,44 @@ class _Transaction:
         self._db.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        self._db.execute("ROLLBACK" if exc_type else "COMMIT")
+        if not exc_type:
+            self._db.execute("COMMIT")
+        elif self._db.in_transaction:
+            # SQLite may have rolled back already (a full disk does), and a
+            # second ROLLBACK would hide the first error.
+            self._db.execute("ROLLBACK")
+
+
+def _open_checked(path: Path) -> sqlite3.Connection:
+    db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+    try:
+        # Small pages make small WAL frames: a reading dirties about 1 KB of
+        # log instead of 4 KB (only takes effect when the file is created).
+        db.execute("PRAGMA page_size=1024")
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        verdict = db.execute("PRAGMA quick_check").fetchone()[0]
+        if verdict != "ok":
+            raise sqlite3.DatabaseError(verdict)
+        db.executescript(_SCHEMA)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def _set_aside(path: Path) -> Path:
+    aside = path.with_name(f"{path.name}.corrupt-{int(time.time())}")
+    path.replace(aside)
+    for suffix in ("-wal", "-shm"):
+        Path(f"{path}{suffix}").unlink(missing_ok=True)
+    return aside
+
+
+def _storage_error(path: Path, err: Exception) -> StorageError:
+    return StorageError(
+        f"outbox {path}: {err}; free space on that disk or check the state_dir"
+    )
 
 
 def _envelope(module_id: str, first: int, last: int) -> str:

@@ -25,6 +25,7 @@ from agent.errors import (
     LinkError,
     SensorError,
     SensorMisconfigured,
+    StorageError,
     TwinError,
 )
 from agent.hubclient import MethodCall, ModuleLink
@@ -101,6 +102,8 @@ class ModuleRunner:
         self._config_changed = asyncio.Event()
         self._tasks: asyncio.TaskGroup | None = None
         self._outage: str | None = None
+        self._storage_failures = 0
+        self._auth_refused = False
         # Supervisor hooks (read-only; see "supervisor hooks" below).
         self.started = asyncio.Event()
         self._loops: tuple[asyncio.Task[None], ...] = ()
@@ -224,16 +227,12 @@ class ModuleRunner:
                         await self._wake.wait()
 
     async def _wait_before_retry(self, err: Exception) -> None:
+        # One line per outage (an auth refusal gets its own ERROR line, as a
+        # person must act); what happens while it lasts goes to DEBUG.
         delay_s = self._backoff.next_delay_s()
         cause = str(err)
-        if cause == self._outage:
-            _LOGGER.debug(
-                "still down module=%s cause=%s retry_in_s=%.1f",
-                self._name,
-                cause,
-                delay_s,
-            )
-        elif isinstance(err, AuthRefused):
+        if isinstance(err, AuthRefused) and not self._auth_refused:
+            self._auth_refused = True
             _LOGGER.error(
                 "connection refused module=%s cause=%s; check the module's key in "
                 "[modules.%s] and that the identity exists in the hub",
@@ -241,9 +240,16 @@ class ModuleRunner:
                 cause,
                 self._name,
             )
-        else:
+        elif self._outage is None:
             _LOGGER.warning(
                 "link down module=%s cause=%s retry_in_s=%.1f",
+                self._name,
+                cause,
+                delay_s,
+            )
+        else:
+            _LOGGER.debug(
+                "still down module=%s cause=%s retry_in_s=%.1f",
                 self._name,
                 cause,
                 delay_s,
@@ -252,6 +258,7 @@ class ModuleRunner:
         await asyncio.sleep(delay_s)
 
     def _link_up(self) -> None:
+        self._auth_refused = False
         if self._outage is None:
             _LOGGER.info("connected module=%s", self._name)
         else:
@@ -426,7 +433,35 @@ class ModuleRunner:
             list(self._history),
             self._reported.wanted,
         )
-        await asyncio.to_thread(self._store.save, self._name, state)
+        try:
+            await asyncio.to_thread(self._store.save, self._name, state)
+        except OSError as err:
+            # The twin holds the truth; a later save (or a resync after a
+            # restart) catches up.
+            self._storage_trouble(
+                StorageError(f"state file: {err}"), "state kept in memory"
+            )
+        else:
+            self._storage_fine()
+
+    def _storage_trouble(self, err: StorageError, effect: str) -> None:
+        self._storage_failures += 1
+        if self._storage_failures == 1:
+            _LOGGER.warning(
+                "state directory failing, %s module=%s error=%s",
+                effect,
+                self._name,
+                err,
+            )
+
+    def _storage_fine(self) -> None:
+        if self._storage_failures:
+            _LOGGER.info(
+                "state directory works again module=%s failures=%d",
+                self._name,
+                self._storage_failures,
+            )
+            self._storage_failures = 0
 
     def _report(self, patch: Mapping[str, Any]) -> None:
         self._reported.set(patch)
@@ -530,12 +565,17 @@ class ModuleRunner:
         if fields is None:
             _READINGS.debug("reading skipped module=%s", self._name)
             return
-        seq = await asyncio.to_thread(
-            self._outbox.append,
-            self._name,
-            fields,
-            taken_at=reading.taken_at.timestamp(),
-        )
+        try:
+            seq = await asyncio.to_thread(
+                self._outbox.append,
+                self._name,
+                fields,
+                taken_at=reading.taken_at.timestamp(),
+            )
+        except StorageError as err:
+            self._storage_trouble(err, "reading dropped")
+            return
+        self._storage_fine()
         _READINGS.debug(
             "reading module=%s seq=%d %s",
             self._name,

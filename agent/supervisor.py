@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from agent.config import AgentConfig, ModuleConfig
-from agent.errors import ConfigError, SensorMisconfigured
+from agent.errors import ConfigError, SensorMisconfigured, StorageError
 from agent.notify import Notifier
 from agent.outbox import Outbox
 from agent.runner import ModuleRunner
@@ -167,9 +167,17 @@ class Agent:
         )
 
     async def _sync_outbox(self, outbox: Outbox) -> None:
+        failing = False
         while True:
             await asyncio.sleep(self._config.outbox.commit_interval_s)
-            await asyncio.to_thread(outbox.sync)
+            try:
+                await asyncio.to_thread(outbox.sync)
+            except StorageError as err:
+                if not failing:
+                    _LOGGER.warning("outbox cannot be forced to disk error=%s", err)
+                failing = True
+            else:
+                failing = False
 
     def _checked_sensor(self, module: ModuleConfig) -> Sensor:
         try:

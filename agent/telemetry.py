@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from agent.errors import StorageError
 from agent.hubclient import ModuleLink
 from agent.outbox import Outbox, OutboxStats, Pack
 
@@ -23,6 +24,7 @@ _TELEMETRY = logging.getLogger("agent.telemetry")
 # The outbox's figures go into reported properties at most this often
 # (twin updates are metered and throttled), and at once when it drops.
 OUTBOX_REPORT_INTERVAL_S = 600.0
+STORAGE_RETRY_S = 5.0
 
 
 class TelemetrySender:
@@ -51,6 +53,7 @@ class TelemetrySender:
         self._report = report
         self._monotonic = monotonic
         self._reported: tuple[float, OutboxStats] | None = None
+        self._storage_failing = False
 
     async def send_due(self, link: ModuleLink) -> float | None:
         """Send every pack that is due; return seconds until the next one.
@@ -58,6 +61,21 @@ class TelemetrySender:
         Raises:
             LinkError: A send failed; the pack stays and goes again later.
         """
+        try:
+            return await self._send_due(link)
+        except StorageError as err:
+            # A pack that went out but could not be deleted goes again,
+            # under the same message id.
+            if not self._storage_failing:
+                _LOGGER.warning(
+                    "outbox failing, sending paused module=%s error=%s",
+                    self._name,
+                    err,
+                )
+            self._storage_failing = True
+            return STORAGE_RETRY_S
+
+    async def _send_due(self, link: ModuleLink) -> float | None:
         while pack := await asyncio.to_thread(
             self._outbox.next_pack, self._name, max_latency_s=self._latency_s
         ):
@@ -73,6 +91,7 @@ class TelemetrySender:
                 len(pack.body),
             )
         await self._report_outbox()
+        self._storage_failing = False
         return await asyncio.to_thread(
             self._outbox.due_in_s, self._name, max_latency_s=self._latency_s
         )

@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.errors import StorageError
 from agent.outbox import METER_BYTES, PACK_BODY_BYTES, Outbox
 
 
@@ -171,3 +172,36 @@ def test_sync_forces_only_when_something_changed(
     assert outbox.sync() is True
     assert outbox.sync() is False
     assert (tmp_path / "outbox.sqlite3-wal").exists()
+
+
+def test_damaged_outbox_is_set_aside_and_a_new_one_started(
+    tmp_path: Path, fake_now: FakeNow, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Test that a file that is not a database does not stop the agent."""
+    (tmp_path / "outbox.sqlite3").write_bytes(b"\\x00garbage" * 500)
+
+    outbox = make(tmp_path, fake_now)
+
+    assert add(outbox, fake_now, "light", 1) == [1]
+    aside = list(tmp_path.glob("outbox.sqlite3.corrupt-*"))
+    assert len(aside) == 1
+    assert "outbox unreadable, set aside" in caplog.text
+
+
+def test_full_disk_is_a_storage_error_naming_the_file(
+    tmp_path: Path, fake_now: FakeNow
+) -> None:
+    """Test that SQLite's disk-full error comes out as one clear StorageError."""
+    outbox = make(tmp_path, fake_now)
+    add(outbox, fake_now, "light", 1)
+    # SQLite answers SQLITE_FULL past this many pages, as on a full card.
+    pages = outbox._db.execute("PRAGMA page_count").fetchone()[0]
+    outbox._db.execute(f"PRAGMA max_page_count = {pages}")
+
+    with pytest.raises(StorageError) as caught:
+        add(outbox, fake_now, "light", 50)
+
+    assert str(caught.value) == (
+        f"outbox {tmp_path / 'outbox.sqlite3'}: database or disk is full; "
+        "free space on that disk or check the state_dir"
+    )
