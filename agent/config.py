@@ -17,6 +17,8 @@ Example::
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import re
 import stat
@@ -238,8 +240,8 @@ def _module(name: str, table: Mapping[str, Any], base_dir: Path) -> ModuleConfig
         kind=kind,
         driver=_string(table, "driver", where),
         sensor=sensor,
-        properties=check_local(kind, properties, where=where),
-        key=_string(table, "key", where),
+        properties=check_local(kind, properties, where=f"[modules.{name}.properties]"),
+        key=_key(table, where),
     )
 
 
@@ -259,6 +261,18 @@ def _numbers(cls: type[_T], raw: object, where: str) -> _T:
     return cls(**values)
 
 
+def _key(table: Mapping[str, Any], where: str) -> str:
+    key = _string(table, "key", where)
+    try:
+        base64.b64decode(key, validate=True)
+    except binascii.Error:
+        raise ConfigError(
+            f"{where} key is not base64; paste the module identity's primary key "
+            "(the SharedAccessKey= part of its connection string)"
+        ) from None
+    return key
+
+
 def _holds_secrets(raw: Mapping[str, Any]) -> bool:
     modules = raw.get("modules", {})
     if not isinstance(modules, dict):
@@ -273,6 +287,11 @@ def _check_private(path: Path, mode: int) -> None:
     if mode & (stat.S_IROTH | stat.S_IWOTH):
         raise ConfigError(
             f"config file {path} holds module keys and is readable by others "
+            f"(mode {stat.S_IMODE(mode):04o}); run: chmod 640 {path}"
+        )
+    if mode & stat.S_IWGRP:
+        raise ConfigError(
+            f"config file {path} holds module keys and its group may change them "
             f"(mode {stat.S_IMODE(mode):04o}); run: chmod 640 {path}"
         )
 

@@ -19,6 +19,8 @@ from agent.errors import ConfigError, DesiredRejected
 # Hours-long intervals are allowed, but a typo like 86400000 is not.
 MAX_INTERVAL_S = 86_400.0
 MIN_INTERVAL_S = 0.1
+# Characters that reorder text on screen (e.g. U+202E) and can disguise it.
+_BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
 
 Value = bool | int | float | str
 
@@ -267,10 +269,14 @@ def _check_length(prop: Property, value: str) -> None:
             prop.name,
             f"{len(value)} characters; use 1 to {_number(prop.maximum)} characters",
         )
-    if any(unicodedata.category(c) in ("Cc", "Cs") for c in value):
+    if any(
+        unicodedata.category(c) in ("Cc", "Cs") or c in _BIDI_CONTROLS for c in value
+    ):
         raise DesiredRejected(
             prop.name, "control characters are not allowed; send printable text"
         )
+    if not value.strip():
+        raise DesiredRejected(prop.name, "only spaces; send some text")
 
 
 def _json_type(value: object) -> str:
@@ -295,6 +301,6 @@ def _show(value: object) -> str:
 
 def _number(value: float) -> str:
     """Spell a number exactly, without a trailing ``.0`` for whole ones."""
-    if math.isfinite(value) and float(value).is_integer():
+    if abs(value) < 1e15 and float(value).is_integer():
         return str(int(value))
     return repr(float(value))

@@ -531,7 +531,8 @@ class ModuleRunner:
 
     async def _restart_sensor(self) -> tuple[int, Any]:
         await self._keeper.restart()
-        return 200, {"sensor": "ok"}
+        # The state is what the readings say (a disabled module stays so).
+        return 200, {"sensor": self._keeper.summary()["state"]}
 
     # -- telemetry --------------------------------------------------------
 

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,9 @@ from typing import Any
 from agent.errors import ConfigError
 
 _LOGGER = logging.getLogger(__name__)
+
+# The service API returns at most this many messages per call.
+MAX_TELEMETRY = 10_000
 
 FOLLOW_POLL_S = 1.0
 FOLLOW_BATCH = 1000
@@ -65,6 +69,7 @@ def _add_hub(commands: Any) -> None:
     module_actions = module.add_subparsers(metavar="ACTION", required=True)
     for name, func, help_text in (
         ("add", _module_add, "register a module; prints its connection string"),
+        ("show", _module_show, "print a module's connection string again"),
         ("delete", _module_delete, "delete a module and its twin"),
     ):
         action = module_actions.add_parser(name, help=help_text)
@@ -127,12 +132,26 @@ def _add_method(commands: Any) -> None:
 def _add_telemetry(commands: Any) -> None:
     telemetry = commands.add_parser("telemetry", help="print recent telemetry")
     telemetry.add_argument("target", metavar="DEVICE/MODULE")
-    telemetry.add_argument("-n", "--limit", type=int, default=20)
+    telemetry.add_argument(
+        "-n", "--limit", type=_message_count, default=20, help="1 to 10000 (default 20)"
+    )
     telemetry.add_argument(
         "-f", "--follow", action="store_true", help="keep printing new messages"
     )
     _hub_dir_option(telemetry)
     telemetry.set_defaults(func=_telemetry)
+
+
+def _message_count(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if not 1 <= count <= MAX_TELEMETRY:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a count from 1 to {MAX_TELEMETRY}"
+        )
+    return count
 
 
 def _hub_dir_option(parser: argparse.ArgumentParser) -> None:
@@ -253,17 +272,37 @@ def _device_delete(args: argparse.Namespace) -> int:
 
 
 def _module_add(args: argparse.Namespace) -> int:
+    device_id, module_id = _target(args.target)
+    module = _service(args).add_module(device_id, module_id)
+    _print_module_credentials(args, device_id, module_id, module)
+    return 0
+
+
+def _module_show(args: argparse.Namespace) -> int:
+    device_id, module_id = _target(args.target)
+    module = _service(args).get_module(device_id, module_id)
+    _print_module_credentials(args, device_id, module_id, module)
+    return 0
+
+
+def _print_module_credentials(
+    args: argparse.Namespace, device_id: str, module_id: str, module: Any
+) -> None:
+    """Print the connection string, and on stderr the agent config lines."""
     from devhub.client import load_service_info
 
-    device_id, module_id = _target(args.target)
     info = load_service_info(_hub_dir(args))
-    module = _service(args).add_module(device_id, module_id)
     key = module["authentication"]["symmetricKey"]["primaryKey"]
     print(
         f"HostName={info.hostname};DeviceId={device_id};ModuleId={module_id};"
         f"SharedAccessKey={key};GatewayHostName={info.mqtt_host}"
     )
-    return 0
+    print(
+        f'# in pitwin.toml: [device] id = "{device_id}", '
+        f'hub_hostname = "{info.hostname}", gateway_host = "{info.mqtt_host}", '
+        f'ca_file = "{info.ca_path}"; [modules.{module_id}] key = "{key}"',
+        file=sys.stderr,
+    )
 
 
 def _module_list(args: argparse.Namespace) -> int:

@@ -104,12 +104,13 @@ def test_group_readable_config_is_accepted(tmp_path: Path) -> None:
         ),
         (
             ("sample_interval_s = 15", "sample_interval_s = 0"),
-            "[modules.light] sample_interval_s: 0 is out of range; "
+            "[modules.light.properties] sample_interval_s: 0 is out of range; "
             "use a value from 0.1 to 86400",
         ),
         (
             ("sample_interval_s = 15", "speed = 3"),
-            "[modules.light] property 'speed' is not known; use one of enabled, "
+            "[modules.light.properties] property 'speed' is not known; "
+            "use one of enabled, "
             "location, lux_change_to_report, resolution, sample_interval_s, "
             "samples_per_reading",
         ),
@@ -149,3 +150,26 @@ def test_ca_file_must_hold_a_certificate(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError, match="holds no PEM certificate"):
         load_config(write(tmp_path, text))
+
+
+def test_key_that_is_not_base64_is_refused(tmp_path: Path) -> None:
+    """Test that a mangled key is caught when the file is read, not at connect."""
+    text = GOOD.replace(
+        'key = "c2VjcmV0LWtleS1mb3ItdGVzdHM="', 'key = "not base64!!"', 1
+    )
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text))
+
+    assert str(caught.value) == (
+        "[modules.light] key is not base64; paste the module identity's primary "
+        "key (the SharedAccessKey= part of its connection string)"
+    )
+
+
+def test_group_writable_config_with_keys_is_refused(tmp_path: Path) -> None:
+    """Test that a key file its group could rewrite is refused with the fix."""
+    path = write(tmp_path, GOOD, 0o660)
+
+    with pytest.raises(ConfigError, match=r"its group may change them \(mode 0660\)"):
+        load_config(path)
