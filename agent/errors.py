@@ -9,6 +9,7 @@
      |    +-- SensorMisconfigured(ValueError)  permanent: fix config or wiring
      +-- StorageError                     the state directory failed (disk full)
      +-- LinkError                        the link to the hub is down
+     |    +-- LinkTimeout                 a call got no answer in time
      |    +-- AuthRefused                 the hub refused the credentials
      +-- TwinError                        module twin could not be synced
           +-- DesiredRejected(ValueError) one desired value refused (400)
@@ -44,6 +45,10 @@ class StorageError(PitwinError):
 
 class LinkError(PitwinError):
     """The link to the hub is down or a call on it got no answer in time."""
+
+
+class LinkTimeout(LinkError):
+    """A call on the link got no answer in time; the client may be wedged."""
 
 
 class AuthRefused(LinkError):

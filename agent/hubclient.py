@@ -14,7 +14,7 @@ import asyncio
 import collections
 import logging
 import re
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -23,7 +23,7 @@ from azure.iot.device import exceptions as sdk_errors
 from azure.iot.device.aio import IoTHubModuleClient
 
 from agent.clock import wait_for_plausible_clock
-from agent.errors import AuthRefused, HubRefused, LinkError
+from agent.errors import AuthRefused, HubRefused, LinkError, LinkTimeout
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -32,6 +32,12 @@ _STATUS_RE = re.compile(r"status (\d{3})")
 # Longest wait for a handler's SUBSCRIBE to be acknowledged; past it the
 # subscription is treated as a failed link.
 _SUBSCRIBE_TIMEOUT_S = 30.0
+# What the SDK raises from a call or a handler setter.
+_SDK_ERRORS = (
+    sdk_errors.ClientError,
+    sdk_errors.OperationTimeout,
+    sdk_errors.OperationCancelled,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +104,9 @@ class ModuleLink:
     async def answer(self, call: MethodCall, status: int, payload: Any) -> None:
         """Send the response to a direct method call."""
         response = MethodResponse(call.request_id, status, payload)
-        await self._call("method response", self._client.send_method_response(response))
+        await self._call(
+            "method response", lambda client: client.send_method_response(response)
+        )
 
     def take_patches(self) -> list[dict[str, Any]]:
         """Return the desired patches received since the last call."""
@@ -120,13 +128,13 @@ class ModuleLink:
             # clients share and which may be busy in another module's TLS
             # handshake; so it must not run on the event loop.
             self._client = await asyncio.to_thread(self._build)
-        await self._call("connect", self._client.connect())
+        await self._call("connect", lambda client: client.connect())
         if not self._handlers_set:
             await self._subscribe()
 
     async def get_twin(self) -> dict[str, Any]:
         """Fetch the twin as the module sees it (desired and reported)."""
-        twin = await self._call("twin GET", self._client.get_twin())
+        twin = await self._call("twin GET", lambda client: client.get_twin())
         if not isinstance(twin, dict):
             raise LinkError(f"twin GET returned {type(twin).__name__}, not an object")
         return twin
@@ -135,7 +143,7 @@ class ModuleLink:
         """Send a reported-properties patch."""
         await self._call(
             "reported patch",
-            self._client.patch_twin_reported_properties(dict(patch)),
+            lambda client: client.patch_twin_reported_properties(dict(patch)),
         )
 
     async def send(
@@ -153,7 +161,7 @@ class ModuleLink:
             content_type="application/json",
         )
         message.custom_properties.update(properties)
-        await self._call("telemetry send", self._client.send_message(message))
+        await self._call("telemetry send", lambda client: client.send_message(message))
 
     async def rebuild(self) -> None:
         """Shut the client down; the next :meth:`connect` builds a new one.
@@ -201,31 +209,34 @@ class ModuleLink:
                 async with asyncio.timeout(_SUBSCRIBE_TIMEOUT_S):
                     await asyncio.to_thread(setattr, client, name, handler)
             except TimeoutError:
-                raise LinkError(f"subscribe for {name} got no answer") from None
-            except sdk_errors.ClientError as err:
+                raise LinkTimeout(f"subscribe for {name} got no answer") from None
+            except _SDK_ERRORS as err:
                 raise _translate("subscribe", err) from err
         self._handlers_set = True
 
-    async def _call(self, what: str, call: Awaitable[_T]) -> _T:
+    async def _call(self, what: str, call: Callable[[Any], Awaitable[_T]]) -> _T:
+        client = self._client
+        if client is None:
+            raise LinkError(f"{what}: the client is being rebuilt")
         try:
             async with asyncio.timeout(self._timeout_s):
-                return await call
+                return await call(client)
         except TimeoutError:
-            raise LinkError(f"{what} got no answer in {self._timeout_s:g}s") from None
-        except (sdk_errors.ClientError, sdk_errors.OperationTimeout) as err:
+            raise LinkTimeout(f"{what} got no answer in {self._timeout_s:g}s") from None
+        except _SDK_ERRORS as err:
             raise _translate(what, err) from err
-        except sdk_errors.OperationCancelled:
-            raise LinkError(f"{what} cancelled: connection lost") from None
 
-    def _on_patch(self, patch: dict[str, Any]) -> None:
-        # Called on an SDK thread: hand over to the event loop.
+    async def _on_patch(self, patch: dict[str, Any]) -> None:
+        # A coroutine handler runs on the SDK's one handler loop, in the
+        # order the patches came (plain functions would run on a pool of
+        # four threads, in any order); hand over to our event loop.
         self._loop.call_soon_threadsafe(self._queue_patch, patch)
 
     def _queue_patch(self, patch: dict[str, Any]) -> None:
         self._patches.append(patch)
         self._wake.set()
 
-    def _on_method(self, request: Any) -> None:
+    async def _on_method(self, request: Any) -> None:
         call = MethodCall(request.request_id, request.name, request.payload)
         self._loop.call_soon_threadsafe(self._queue_method, call)
 
@@ -241,6 +252,8 @@ class ModuleLink:
 
 
 def _translate(what: str, err: Exception) -> Exception:
+    if isinstance(err, sdk_errors.OperationCancelled):
+        return LinkError(f"{what} cancelled: connection lost")
     if isinstance(err, sdk_errors.CredentialError):
         return AuthRefused(f"{what}: the hub refused the credentials")
     cause = err.__cause__
@@ -254,7 +267,7 @@ def _translate(what: str, err: Exception) -> Exception:
     ):
         return LinkError(f"{what}: connection lost")
     if isinstance(err, sdk_errors.OperationTimeout):
-        return LinkError(f"{what}: timed out in the SDK")
+        return LinkTimeout(f"{what}: timed out in the SDK")
     if "TLS" in str(err):
         return LinkError(
             f"{what}: TLS handshake failed; check ca_file and the hub name"

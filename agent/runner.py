@@ -23,6 +23,7 @@ from agent.errors import (
     AuthRefused,
     HubRefused,
     LinkError,
+    LinkTimeout,
     SensorError,
     SensorMisconfigured,
     StorageError,
@@ -104,6 +105,7 @@ class ModuleRunner:
         self._outage: str | None = None
         self._storage_failures = 0
         self._auth_refused = False
+        self._resync_pending = False
         # Supervisor hooks (read-only; see "supervisor hooks" below).
         self.started = asyncio.Event()
         self._loops: tuple[asyncio.Task[None], ...] = ()
@@ -185,22 +187,33 @@ class ModuleRunner:
     # -- link -------------------------------------------------------------
 
     async def _link_loop(self, link: ModuleLink) -> None:
+        in_sync = False
         while True:
+            if not link.connected:
+                try:
+                    await link.connect()
+                except LinkError as err:
+                    if isinstance(err, AuthRefused | LinkTimeout):
+                        # A refused client is done for in the SDK, and one
+                        # that gets no answer may be wedged: start afresh.
+                        await link.rebuild()
+                    await self._wait_before_retry(err)
+                    continue
+                self._backoff.link_up()
+                self._link_up()
+                in_sync = False
             try:
-                await link.connect()
-            except LinkError as err:
-                if isinstance(err, AuthRefused):
-                    await link.rebuild()
-                await self._wait_before_retry(err)
-                continue
-            self._backoff.link_up()
-            self._link_up()
-            try:
+                # A resync that failed half-way (say a 429 on the GET after
+                # a version gap) is done again; a refused reported patch
+                # alone needs none.
+                if not in_sync or self._resync_pending:
+                    await self._resync(link)
+                    in_sync = True
                 await self._serve(link)
-            except HubRefused as err:
-                # Throttled or refused: the link itself is fine.
-                self._backoff.link_down()
-                await self._wait_before_retry(err)
+            except TwinError as err:
+                # Throttled or refused (HubRefused), or a malformed twin: the
+                # link itself is fine, so retry later on the same client.
+                await self._wait_after_refusal(err)
             except LinkError as err:
                 self._backoff.link_down()
                 if link.connected:
@@ -210,7 +223,6 @@ class ModuleRunner:
                 await self._wait_before_retry(err)
 
     async def _serve(self, link: ModuleLink) -> None:
-        await self._resync(link)
         while True:
             self._wake.clear()
             if not link.connected:
@@ -225,6 +237,16 @@ class ModuleRunner:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(due_s):
                         await self._wake.wait()
+
+    async def _wait_after_refusal(self, err: TwinError) -> None:
+        delay_s = self._backoff.next_delay_s()
+        _LOGGER.warning(
+            "hub refused a request, retrying module=%s cause=%s retry_in_s=%.1f",
+            self._name,
+            err,
+            delay_s,
+        )
+        await asyncio.sleep(delay_s)
 
     async def _wait_before_retry(self, err: Exception) -> None:
         # One line per outage (an auth refusal gets its own ERROR line, as a
@@ -272,6 +294,7 @@ class ModuleRunner:
     # -- twin sync --------------------------------------------------------
 
     async def _resync(self, link: ModuleLink) -> None:
+        self._resync_pending = True
         twin = await link.get_twin()
         outcome = self._sync.apply_full(desired_from_twin(twin))
         if outcome.action is Action.UNCHANGED:
@@ -286,6 +309,7 @@ class ModuleRunner:
         reported = twin.get("reported")
         if isinstance(reported, dict):
             self._reported.reconcile(reported)
+        self._resync_pending = False
 
     async def _on_patch(self, link: ModuleLink, raw: dict[str, Any]) -> None:
         try:
@@ -478,10 +502,18 @@ class ModuleRunner:
         )
 
     async def _answer(self, link: ModuleLink, call: MethodCall) -> None:
-        status, payload = await self._dispatch(call)
+        # Runs beside the link loop in the runner's task group: nothing may
+        # escape from here and take the module down with it.
+        try:
+            status, payload = await self._dispatch(call)
+        except Exception:
+            _LOGGER.exception(
+                "method failed module=%s method=%s", self._name, call.name
+            )
+            status, payload = 500, {"error": "the module failed; see its log"}
         try:
             await link.answer(call, status, payload)
-        except (LinkError, HubRefused) as err:
+        except Exception as err:  # See above: a lost answer only times out.
             _LOGGER.warning(
                 "method answer not sent module=%s method=%s error=%s",
                 self._name,
