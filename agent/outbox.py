@@ -26,6 +26,7 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import sqlite3
 import threading
 import time
@@ -58,7 +59,8 @@ CREATE TABLE IF NOT EXISTS modules (
     dropped INTEGER NOT NULL DEFAULT 0,
     last_sent REAL,
     inflight_first INTEGER,
-    inflight_last INTEGER
+    inflight_last INTEGER,
+    inflight_id TEXT
 ) WITHOUT ROWID;
 """
 
@@ -129,6 +131,11 @@ class Outbox:
         self._now = now
         self._lock = threading.Lock()
         self._dirty = False
+        # Part of every new message id. A power cut can roll the sequence
+        # numbers back to the last sync, and readings taken after it would
+        # then reuse numbers the hub has already seen; a new epoch per start
+        # keeps their ids apart.
+        self._epoch = secrets.token_hex(3)
         try:
             self._db = _open_checked(path)
         except sqlite3.OperationalError as err:
@@ -182,9 +189,9 @@ class Outbox:
         with self._guard():
             if not self._dirty:
                 return False
-            self._dirty = False
             for suffix in ("-wal", ""):
                 _fsync_file(Path(f"{self._path}{suffix}"))
+            self._dirty = False
         return True
 
     def next_pack(self, module_id: str, *, max_latency_s: float) -> Pack | None:
@@ -196,11 +203,12 @@ class Outbox:
         """
         with self._guard(), self._transaction():
             inflight = self._db.execute(
-                "SELECT inflight_first, inflight_last FROM modules WHERE module = ?",
+                "SELECT inflight_first, inflight_last, inflight_id FROM modules "
+                "WHERE module = ?",
                 (module_id,),
             ).fetchone()
             if inflight is not None and inflight[0] is not None:
-                pack = self._build(module_id, inflight[0], inflight[1])
+                pack = self._build(module_id, *inflight)
                 if pack is not None:
                     return pack
             return self._form(module_id, max_latency_s)
@@ -225,7 +233,7 @@ class Outbox:
             )
             self._db.execute(
                 "UPDATE modules SET inflight_first = NULL, inflight_last = NULL, "
-                "last_sent = ? WHERE module = ?",
+                "inflight_id = NULL, last_sent = ? WHERE module = ?",
                 (self._now(), pack.module_id),
             )
             self._dirty = True
@@ -260,16 +268,23 @@ class Outbox:
         return seq
 
     def _enforce_bounds(self, module_id: str) -> None:
+        # Rows of a pack in flight stay: it may have reached the hub, and
+        # its resend must carry the same readings under the same id.
+        spared = (
+            "AND seq NOT BETWEEN"
+            " (SELECT COALESCE(inflight_first, 0) FROM modules WHERE module = ?)"
+            " AND (SELECT COALESCE(inflight_last, -1) FROM modules WHERE module = ?)"
+        )
         cutoff = self._now() - self._max_age_s
         old = self._db.execute(
-            "DELETE FROM readings WHERE module = ? AND taken_at < ?",
-            (module_id, cutoff),
+            f"DELETE FROM readings WHERE module = ? AND taken_at < ? {spared}",
+            (module_id, cutoff, module_id, module_id),
         ).rowcount
         over = self._db.execute(
             "DELETE FROM readings WHERE module = ? AND seq <= ("
             " SELECT seq FROM readings WHERE module = ? ORDER BY seq DESC"
-            " LIMIT 1 OFFSET ?)",
-            (module_id, module_id, self._max_rows),
+            f" LIMIT 1 OFFSET ?) {spared}",
+            (module_id, module_id, self._max_rows, module_id, module_id),
         ).rowcount
         if old or over:
             self._db.execute(
@@ -290,14 +305,18 @@ class Outbox:
         if not full and rows[0][1] + max_latency_s > self._now():
             return None
         first, last = chosen[0][0], chosen[-1][0]
+        message_id = f"{self._device_id}:{module_id}:{self._epoch}:{first}-{last}"
         self._db.execute(
-            "UPDATE modules SET inflight_first = ?, inflight_last = ? WHERE module = ?",
-            (first, last, module_id),
+            "UPDATE modules SET inflight_first = ?, inflight_last = ?, inflight_id = ? "
+            "WHERE module = ?",
+            (first, last, message_id, module_id),
         )
         self._dirty = True
-        return self._pack(module_id, [body for _, _, body in chosen])
+        return self._pack(module_id, first, last, message_id, [b for _, _, b in chosen])
 
-    def _build(self, module_id: str, first: int, last: int) -> Pack | None:
+    def _build(
+        self, module_id: str, first: int, last: int, message_id: str
+    ) -> Pack | None:
         rows = self._db.execute(
             "SELECT body FROM readings WHERE module = ? AND seq BETWEEN ? AND ? "
             "ORDER BY seq",
@@ -305,13 +324,12 @@ class Outbox:
         ).fetchall()
         if not rows:
             return None
-        return self._pack(module_id, [body for (body,) in rows])
+        return self._pack(module_id, first, last, message_id, [b for (b,) in rows])
 
-    def _pack(self, module_id: str, bodies: list[str]) -> Pack:
-        first = json.loads(bodies[0])["seq"]
-        last = json.loads(bodies[-1])["seq"]
+    def _pack(
+        self, module_id: str, first: int, last: int, message_id: str, bodies: list[str]
+    ) -> Pack:
         body = _envelope(module_id, first, last) + ",".join(bodies) + "]}"
-        message_id = f"{self._device_id}/{module_id}/{first}-{last}"
         return Pack(module_id, first, last, len(bodies), message_id, body)
 
     @contextlib.contextmanager

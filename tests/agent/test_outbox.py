@@ -1,4 +1,5 @@
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -57,7 +58,7 @@ def test_partial_pack_waits_for_max_latency(tmp_path: Path, fake_now: FakeNow) -
 
     assert pack is not None
     assert (pack.first_seq, pack.last_seq, pack.count) == (1, 3, 3)
-    assert pack.message_id == "pi/light/1-3"
+    assert re.fullmatch(r"pi:light:[0-9a-f]{6}:1-3", pack.message_id)
     assert json.loads(pack.body) == {
         "module": "light",
         "first_seq": 1,
@@ -205,3 +206,37 @@ def test_full_disk_is_a_storage_error_naming_the_file(
         f"outbox {tmp_path / 'outbox.sqlite3'}: database or disk is full; "
         "free space on that disk or check the state_dir"
     )
+
+
+def test_bounds_spare_the_pack_in_flight(tmp_path: Path, fake_now: FakeNow) -> None:
+    """Test that dropping old rows never changes a pack that may be delivered."""
+    outbox = make(tmp_path, fake_now, max_rows=3)
+    add(outbox, fake_now, "light", 3)
+    fake_now.now += 100
+    sent = outbox.next_pack("light", max_latency_s=10)
+
+    add(outbox, fake_now, "light", 4)
+    again = outbox.next_pack("light", max_latency_s=10)
+
+    assert again == sent
+
+
+def test_new_packs_after_a_restart_get_new_ids(
+    tmp_path: Path, fake_now: FakeNow
+) -> None:
+    """Test that sequence numbers reused after a power cut cannot reuse an id."""
+    first = make(tmp_path, fake_now)
+    add(first, fake_now, "light", 1)
+    fake_now.now += 100
+    before = first.next_pack("light", max_latency_s=10)
+    assert before is not None
+    first.acked(before)
+    first.close()
+
+    second = make(tmp_path, fake_now)
+    add(second, fake_now, "light", 1)
+    fake_now.now += 100
+    after = second.next_pack("light", max_latency_s=10)
+
+    assert after is not None
+    assert after.message_id.split(":")[2] != before.message_id.split(":")[2]
