@@ -36,7 +36,13 @@ from agent.reported import ReportedProperties, is_ack
 from agent.sensorkeeper import READ_TIMEOUT_S, SensorBuilder, SensorKeeper
 from agent.state import ModuleState, StateStore
 from agent.telemetry import TelemetrySender
-from agent.twin_wire import desired_from_twin, encode_acks, parse_desired
+from agent.twin_wire import (
+    PropertyAck,
+    desired_from_twin,
+    encode_ack,
+    encode_acks,
+    parse_desired,
+)
 from agent.twinsync import Action, SyncOutcome, TwinSync
 from sensors.base import Sensor
 
@@ -106,6 +112,7 @@ class ModuleRunner:
         self._storage_failures = 0
         self._auth_refused = False
         self._resync_pending = False
+        self._reported_floor = 0
         # Supervisor hooks (read-only; see "supervisor hooks" below).
         self.started = asyncio.Event()
         self._loops: tuple[asyncio.Task[None], ...] = ()
@@ -136,6 +143,7 @@ class ModuleRunner:
         self._reported = ReportedProperties(state.reported, state.pending_reported)
         self._report_initial_acks()
         self._history.extend(state.history)
+        self._reported_floor = state.reported_floor
         await self._apply_sensor_settings()
         _LOGGER.info(
             "module started module=%s kind=%s driver=%s applied_version=%d",
@@ -296,7 +304,10 @@ class ModuleRunner:
     async def _resync(self, link: ModuleLink) -> None:
         self._resync_pending = True
         twin = await link.get_twin()
-        outcome = self._sync.apply_full(desired_from_twin(twin))
+        desired = desired_from_twin(twin)
+        reported = twin.get("reported")
+        reported = reported if isinstance(reported, dict) else {}
+        outcome = self._sync.apply_full(desired, recreated=self._recreated(reported))
         if outcome.action is Action.UNCHANGED:
             _LOGGER.info(
                 "twin in sync module=%s desired_version=%d",
@@ -305,10 +316,8 @@ class ModuleRunner:
             )
         else:
             await self._applied(outcome, source="resync")
-            self._clear_unknown_acks(desired_from_twin(twin).members)
-        reported = twin.get("reported")
-        if isinstance(reported, dict):
-            self._reported.reconcile(reported)
+            self._clear_stale_acks(desired.members, desired.desired_version)
+        self._reported.reconcile(reported)
         self._resync_pending = False
 
     async def _on_patch(self, link: ModuleLink, raw: dict[str, Any]) -> None:
@@ -406,15 +415,43 @@ class ModuleRunner:
             }
         )
 
-    def _clear_unknown_acks(self, members: Mapping[str, Any]) -> None:
-        stale = [
-            name
-            for name, value in self._reported.wanted.items()
-            if is_ack(value)
-            and not self._sync.is_writable(name)
-            and name not in members
-        ]
-        self._reported.set(dict.fromkeys(stale))
+    def _recreated(self, reported: Mapping[str, Any]) -> bool:
+        """Tell a twin deleted and created again, even at an equal version.
+
+        Reported ``$version`` only grows on one twin, by one per accepted
+        patch; a fetched twin below what this module has seen and sent is a
+        new one. So is one that holds none of what the module reported.
+        """
+        version = reported.get("$version")
+        floor = self._reported_floor
+        if isinstance(version, int):
+            self._reported_floor = version
+        if self._sync.applied_version == 0:
+            return False
+        wanted = self._reported.wanted
+        below = isinstance(version, int) and version < floor
+        forgotten = bool(wanted) and not any(name in reported for name in wanted)
+        return below or forgotten
+
+    def _clear_stale_acks(self, members: Mapping[str, Any], version: int) -> None:
+        """Retire acks of keys the desired document no longer holds.
+
+        An unknown key's ack is deleted; a refused value's 400 becomes a 200
+        for the value in effect, as the refused value is gone.
+        """
+        effective = self._sync.effective
+        patch: dict[str, Any] = {}
+        for name, value in self._reported.wanted.items():
+            if not is_ack(value) or name in members:
+                continue
+            if not self._sync.is_writable(name):
+                patch[name] = None
+            elif value.get("ac") == 400:
+                ack = PropertyAck(
+                    effective.get(name), 200, version, "removed; back to default"
+                )
+                patch[name] = encode_ack(ack)
+        self._reported.set(patch)
 
     async def _flush_reported(self, link: ModuleLink) -> None:
         sending = self._reported.pending
@@ -442,6 +479,7 @@ class ModuleRunner:
             if err.status == 429 or err.status >= 500:
                 raise
         else:
+            self._reported_floor += 1
             return []
         if len(patch) == 1:
             return list(patch)
@@ -456,6 +494,7 @@ class ModuleRunner:
             self._reported.pending,
             list(self._history),
             self._reported.wanted,
+            self._reported_floor,
         )
         try:
             await asyncio.to_thread(self._store.save, self._name, state)

@@ -35,12 +35,16 @@ class ModuleState:
         history: The last desired versions applied, oldest first, each with
             how it came (``patch`` or ``resync``).
         reported: What the module's reported properties should say.
+        reported_floor: The lowest reported ``$version`` the twin can have:
+            the last one fetched plus the patches accepted since. A fetched
+            twin below it was recreated.
     """
 
     twin: TwinState = field(default_factory=TwinState)
     pending_reported: dict[str, Any] = field(default_factory=dict)
     history: list[tuple[int, str]] = field(default_factory=list)
     reported: dict[str, Any] = field(default_factory=dict)
+    reported_floor: int = 0
 
 
 class StateStore:
@@ -151,6 +155,7 @@ def _encode(state: ModuleState) -> dict[str, Any]:
         "pending_reported": state.pending_reported,
         "history": state.history,
         "reported": state.reported,
+        "reported_floor": state.reported_floor,
     }
 
 
@@ -167,6 +172,7 @@ def _decode(raw: dict[str, Any]) -> ModuleState:
         dict(raw["pending_reported"]),
         history,
         dict(raw.get("reported", {})),
+        int(raw.get("reported_floor", 0)),
     )
 
 

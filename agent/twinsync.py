@@ -146,12 +146,20 @@ class TwinSync:
             if name not in self._state.accepted
         }
 
-    def apply_full(self, document: DesiredDocument) -> SyncOutcome:
-        """Apply a whole desired document, as fetched with the twin."""
+    def apply_full(
+        self, document: DesiredDocument, *, recreated: bool = False
+    ) -> SyncOutcome:
+        """Apply a whole desired document, as fetched with the twin.
+
+        Args:
+            document: The desired section of the twin.
+            recreated: The caller knows the twin is a new one (its reported
+                section lost everything), so even an equal version is news.
+        """
         version = document.desired_version
-        if version == self._state.applied_version:
+        if version == self._state.applied_version and not recreated:
             return SyncOutcome(Action.UNCHANGED, version)
-        recreated = version < self._state.applied_version
+        recreated = recreated or version < self._state.applied_version
 
         before = self.effective
         accepted = dict(self._state.accepted)

@@ -213,3 +213,14 @@ def test_unknown_keys_acked_up_to_a_cap(light: TwinSync) -> None:
     assert len(outcome.rejected) == MAX_UNKNOWN_ACKS
     assert len(outcome.unacked) == 5
     assert outcome.acks["sample_interval_s"].status == 200
+
+
+def test_recreated_twin_at_the_same_version_is_applied(light: TwinSync) -> None:
+    """Test that a twin known to be new is applied even at an equal version."""
+    light.apply_full(doc(2, sample_interval_s=30))
+
+    outcome = light.apply_full(doc(2, sample_interval_s=10), recreated=True)
+
+    assert outcome.action is Action.APPLIED
+    assert outcome.recreated
+    assert light.effective["sample_interval_s"] == 10.0

@@ -452,3 +452,76 @@ async def test_removed_unknown_key_loses_its_ack(
     await eventually(
         lambda: "colour" not in reported(hub, "light"), what="colour ack deleted"
     )
+
+
+async def test_twin_recreated_offline_at_the_same_version_is_applied(
+    hub: DevHub,
+    module_keys: dict[str, str],
+    start_agent: Any,
+    tmp_path: Path,
+    hub_host: str,
+) -> None:
+    """Test that a new twin reaching the applied version is not taken as in sync."""
+    agent = await started(start_agent, tmp_path, hub, {"light": module_keys["light"]})
+    hub.update_module_twin(
+        DEVICE_ID, "light", {"properties": {"desired": {"sample_interval_s": 30}}}
+    )
+    await agent.wait_for("desired applied module=light desired_version=2")
+    identity = hub.get_identity(DEVICE_ID, "light")
+
+    await hub.stop()
+    offline = DevHub(tmp_path / "hub", host=hub_host)
+    offline.delete_identity(DEVICE_ID, "light")
+    offline.core.add_identity(
+        DEVICE_ID,
+        "light",
+        primary_key=identity.primary_key,
+        secondary_key=identity.secondary_key,
+    )
+    offline.update_module_twin(
+        DEVICE_ID, "light", {"properties": {"desired": {"sample_interval_s": 10}}}
+    )
+    offline.close()
+    await hub.start()
+
+    await agent.wait_for("twin was recreated module=light desired_version=2")
+    ack = await eventually(
+        lambda: ack_of(hub, "light", "sample_interval_s"),
+        what="the new twin gets the ack",
+    )
+    assert ack == {"value": 10.0, "ac": 200, "av": 2, "ad": "applied"}
+
+
+async def test_refused_value_removed_offline_gets_its_400_retired(
+    hub: DevHub,
+    module_keys: dict[str, str],
+    start_agent: Any,
+    tmp_path: Path,
+    hub_host: str,
+) -> None:
+    """Test that a 400 ack goes once its desired value was removed."""
+    agent = await started(start_agent, tmp_path, hub, {"light": module_keys["light"]})
+    await agent.wait_for("(twin in sync|desired applied) module=light ")
+    hub.update_module_twin(
+        DEVICE_ID, "light", {"properties": {"desired": {"sample_interval_s": "fast"}}}
+    )
+    await eventually(
+        lambda: (ack_of(hub, "light", "sample_interval_s") or {}).get("ac") == 400,
+        what="the refusal is acked",
+    )
+
+    await hub.stop()
+    offline = DevHub(tmp_path / "hub", host=hub_host)
+    offline.update_module_twin(
+        DEVICE_ID, "light", {"properties": {"desired": {"sample_interval_s": None}}}
+    )
+    offline.close()
+    await hub.start()
+
+    ack = await eventually(
+        lambda: (
+            (a := ack_of(hub, "light", "sample_interval_s")) and a["ac"] == 200 and a
+        ),
+        what="the 400 is retired",
+    )
+    assert ack == {"value": 60.0, "ac": 200, "av": 3, "ad": "removed; back to default"}
