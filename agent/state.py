@@ -152,6 +152,7 @@ def _encode(state: ModuleState) -> dict[str, Any]:
         "format": _FORMAT,
         "applied_version": state.twin.applied_version,
         "accepted": state.twin.accepted,
+        "desired": state.twin.desired,
         "pending_reported": state.pending_reported,
         "history": state.history,
         "reported": state.reported,
@@ -168,12 +169,18 @@ def _decode(raw: dict[str, Any]) -> ModuleState:
         raise ValueError(f"bad applied_version {version!r}")
     history = [(int(v), str(source)) for v, source in raw.get("history", [])]
     return ModuleState(
-        TwinState(version, accepted),
+        TwinState(version, accepted, _optional_dict(raw.get("desired"))),
         dict(raw["pending_reported"]),
         history,
         dict(raw.get("reported", {})),
         int(raw.get("reported_floor", 0)),
     )
+
+
+def _optional_dict(value: object) -> dict[str, Any] | None:
+    if value is None or isinstance(value, dict):
+        return value
+    raise ValueError(f"bad desired members {value!r}")
 
 
 def _fsync_directory(directory: Path) -> None:

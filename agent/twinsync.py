@@ -48,10 +48,13 @@ class TwinState:
     Attributes:
         applied_version: The last desired version applied; 0 before any.
         accepted: Desired values in effect, by property name.
+        desired: The desired members as of that version (refused and unknown
+            ones included), or ``None`` if not known.
     """
 
     applied_version: int = 0
     accepted: dict[str, Value] = field(default_factory=dict)
+    desired: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +139,12 @@ class TwinSync:
 
     def state(self) -> TwinState:
         """Return a copy of the state to persist."""
-        return TwinState(self._state.applied_version, dict(self._state.accepted))
+        desired = self._state.desired
+        return TwinState(
+            self._state.applied_version,
+            dict(self._state.accepted),
+            None if desired is None else dict(desired),
+        )
 
     def initial_acks(self) -> dict[str, PropertyAck]:
         """Acks for properties no desired value has set (status 203)."""
@@ -158,7 +166,11 @@ class TwinSync:
         """
         version = document.desired_version
         if version == self._state.applied_version and not recreated:
-            return SyncOutcome(Action.UNCHANGED, version)
+            known = self._state.desired
+            if known is None or known == dict(document.members):
+                return SyncOutcome(Action.UNCHANGED, version)
+            # Same version, other content: a twin deleted and created again.
+            recreated = True
         recreated = recreated or version < self._state.applied_version
 
         before = self.effective
@@ -178,7 +190,9 @@ class TwinSync:
                 acks[name] = PropertyAck(
                     None, 200, version, "removed; back to the sensor's config"
                 )
-        outcome = self._commit(accepted, acks, before, version, recreated=recreated)
+        outcome = self._commit(
+            accepted, acks, before, version, dict(document.members), recreated=recreated
+        )
         return dataclasses.replace(outcome, cleared=cleared, unacked=unacked)
 
     def apply_patch(self, patch: DesiredDocument) -> SyncOutcome:
@@ -193,7 +207,13 @@ class TwinSync:
         before = self.effective
         accepted = dict(self._state.accepted)
         acks, cleared, unacked = self._merge(accepted, patch.members, version)
-        outcome = self._commit(accepted, acks, before, version, recreated=False)
+        desired = self._state.desired
+        if desired is not None:
+            desired = {**desired, **patch.members}
+            desired = {k: v for k, v in desired.items() if v is not None}
+        outcome = self._commit(
+            accepted, acks, before, version, desired, recreated=False
+        )
         return dataclasses.replace(outcome, cleared=cleared, unacked=unacked)
 
     def _merge(
@@ -269,10 +289,11 @@ class TwinSync:
         acks: dict[str, PropertyAck],
         before: Mapping[str, Value],
         version: int,
+        desired: dict[str, Any] | None,
         *,
         recreated: bool,
     ) -> SyncOutcome:
-        self._state = TwinState(version, accepted)
+        self._state = TwinState(version, accepted, desired)
         after = self.effective
         keys = sorted(set(before) | set(after))
         changed = tuple(k for k in keys if before.get(k) != after.get(k))
@@ -298,7 +319,7 @@ class TwinSync:
                 bad.append(name)
         if not bad:
             return state, ()
-        return TwinState(0, accepted), tuple(bad)
+        return TwinState(0, accepted, state.desired), tuple(bad)
 
     def _unknown(self, name: str) -> str:
         known = ", ".join(sorted(self._props))

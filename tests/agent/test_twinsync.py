@@ -166,7 +166,7 @@ def test_state_round_trip_resumes_at_applied_version() -> None:
 
     assert again.apply_full(doc(7, unit="F")).action is Action.UNCHANGED
     assert again.effective["unit"] == "F"
-    assert first.state() == TwinState(7, {"unit": "F"})
+    assert first.state() == TwinState(7, {"unit": "F"}, {"unit": "F"})
 
 
 def test_initial_acks_cover_values_not_set_by_desired() -> None:
@@ -224,3 +224,16 @@ def test_recreated_twin_at_the_same_version_is_applied(light: TwinSync) -> None:
     assert outcome.action is Action.APPLIED
     assert outcome.recreated
     assert light.effective["sample_interval_s"] == 10.0
+
+
+def test_same_version_with_other_content_is_a_recreated_twin(light: TwinSync) -> None:
+    """Test that equal versions with different members are not taken as in sync."""
+    light.apply_full(doc(2, sample_interval_s=30, colour="red"))
+    light.apply_patch(doc(3, colour=None))
+
+    same = light.apply_full(doc(3, sample_interval_s=30))
+    other = light.apply_full(doc(3, sample_interval_s=10))
+
+    assert same.action is Action.UNCHANGED
+    assert other.action is Action.APPLIED
+    assert other.recreated

@@ -486,8 +486,12 @@ async def test_twin_recreated_offline_at_the_same_version_is_applied(
 
     await agent.wait_for("twin was recreated module=light desired_version=2")
     ack = await eventually(
-        lambda: ack_of(hub, "light", "sample_interval_s"),
-        what="the new twin gets the ack",
+        lambda: (
+            (a := ack_of(hub, "light", "sample_interval_s"))
+            and a.get("value") == 10.0
+            and a
+        ),
+        what="the new twin gets the ack of the new value",
     )
     assert ack == {"value": 10.0, "ac": 200, "av": 2, "ad": "applied"}
 
