@@ -152,7 +152,16 @@ class SensorKeeper:
     async def _close_quietly(self) -> None:
         self._opened = False
         try:
-            await self._sensor.close()
+            async with asyncio.timeout(READ_TIMEOUT_S):
+                await self._sensor.close()
+        except TimeoutError:
+            # A driver stuck in close must not hold up twin sync, which
+            # applies new sensor settings on the link task.
+            _LOGGER.warning(
+                "sensor close got stuck, abandoned module=%s timeout_s=%g",
+                self._name,
+                READ_TIMEOUT_S,
+            )
         except SensorError as err:
             _LOGGER.debug("sensor close failed module=%s error=%s", self._name, err)
 
