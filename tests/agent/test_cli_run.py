@@ -1,6 +1,8 @@
 """`pitwin run` refuses a wrong config at start-up with one line and status 78."""
 
+import base64
 import os
+import secrets
 import subprocess
 import sys
 from pathlib import Path
@@ -15,17 +17,20 @@ gateway_host = "127.254.254.254"
 
 [modules.light]
 driver = "{driver}"
-key = "c2VjcmV0LWtleS1mb3ItdGVzdHM="
+key = "{key}"
 [modules.light.sensor]
 {option}
 """
+
+# Generated per run, so the repository holds no key, not even a fake one.
+KEY = base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 def run(
     tmp_path: Path, *, driver: str, option: str = "", env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     path = tmp_path / "pitwin.toml"
-    path.write_text(CONFIG.format(driver=driver, option=option))
+    path.write_text(CONFIG.format(driver=driver, option=option, key=KEY))
     path.chmod(0o600)
     return subprocess.run(
         [sys.executable, "-m", "agent.cli", "run", "--config", str(path)],
@@ -74,7 +79,7 @@ def test_config_error_under_journald_is_filed_as_an_error(tmp_path: Path) -> Non
 def test_second_agent_on_the_same_state_dir_is_refused(tmp_path: Path) -> None:
     """Test that a second agent cannot share a state directory with a running one."""
     path = tmp_path / "pitwin.toml"
-    path.write_text(CONFIG.format(driver="simulated-light", option=""))
+    path.write_text(CONFIG.format(driver="simulated-light", option="", key=KEY))
     path.chmod(0o600)
     command = [sys.executable, "-m", "agent.cli", "run", "--config", str(path)]
     with subprocess.Popen(command, stderr=subprocess.PIPE, text=True) as first:
@@ -99,7 +104,7 @@ def test_unusable_state_dir_is_a_config_error(tmp_path: Path) -> None:
     """Test that a state_dir that cannot be made gives one line and status 78."""
     (tmp_path / "afile").write_text("")
     path = tmp_path / "pitwin.toml"
-    text = CONFIG.format(driver="simulated-light", option="")
+    text = CONFIG.format(driver="simulated-light", option="", key=KEY)
     text = text.replace("[device]", '[device]\nstate_dir = "afile/sub"')
     path.write_text(text)
     path.chmod(0o600)

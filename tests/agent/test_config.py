@@ -1,4 +1,6 @@
+import base64
 import os
+import secrets
 import textwrap
 from pathlib import Path
 
@@ -7,14 +9,14 @@ import pytest
 from agent.config import load_config
 from agent.errors import ConfigError
 
-GOOD = """
+GOOD_TEMPLATE = """
 [device]
 id = "pi-1"
 hub_hostname = "myhub.azure-devices.net"
 
 [modules.light]
 driver = "simulated-light"
-key = "c2VjcmV0LWtleS1mb3ItdGVzdHM="
+key = "{key}"
 
 [modules.light.properties]
 sample_interval_s = 15
@@ -22,8 +24,11 @@ sample_interval_s = 15
 [modules.soil]
 kind = "moisture"
 driver = "simulated-moisture"
-key = "c2VjcmV0LWtleS1mb3ItdGVzdHM="
+key = "{key}"
 """
+# A fresh key per run: no secret, not even a fake one, sits in the repo.
+KEY = base64.b64encode(secrets.token_bytes(32)).decode()
+GOOD = GOOD_TEMPLATE.replace("{key}", KEY)
 
 
 def write(tmp_path: Path, text: str, mode: int = 0o600) -> Path:
@@ -57,7 +62,7 @@ def test_connection_string_names_module_and_gateway(tmp_path: Path) -> None:
 
     assert cs == (
         "HostName=h;DeviceId=pi-1;ModuleId=soil;"
-        "SharedAccessKey=c2VjcmV0LWtleS1mb3ItdGVzdHM=;GatewayHostName=127.0.0.1"
+        f"SharedAccessKey={KEY};GatewayHostName=127.0.0.1"
     )
 
 
@@ -65,7 +70,7 @@ def test_key_is_not_in_repr(tmp_path: Path) -> None:
     """Test that printing a module config does not show its key."""
     config = load_config(write(tmp_path, GOOD))
 
-    assert "c2Vjcm" not in repr(config.modules["light"])
+    assert KEY not in repr(config.modules["light"])
 
 
 @pytest.mark.parametrize("mode", [0o644, 0o606], ids=["world-readable", "world-rw"])
@@ -154,9 +159,7 @@ def test_ca_file_must_hold_a_certificate(tmp_path: Path) -> None:
 
 def test_key_that_is_not_base64_is_refused(tmp_path: Path) -> None:
     """Test that a mangled key is caught when the file is read, not at connect."""
-    text = GOOD.replace(
-        'key = "c2VjcmV0LWtleS1mb3ItdGVzdHM="', 'key = "not base64!!"', 1
-    )
+    text = GOOD.replace(f'key = "{KEY}"', 'key = "not base64!!"', 1)
 
     with pytest.raises(ConfigError) as caught:
         load_config(write(tmp_path, text))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import secrets
 import sys
 from pathlib import Path
 from typing import Any
@@ -284,7 +286,8 @@ async def test_wrong_key_logged_once_and_other_modules_keep_running(
     hub: DevHub, module_keys: dict[str, str], start_agent: Any, tmp_path: Path
 ) -> None:
     """Test that a refused module logs one clear line and backs off alone."""
-    keys = {**module_keys, "moisture": "d3Jvbmcta2V5LWZvci10aGlzLW1vZHVsZQ=="}
+    wrong = base64.b64encode(secrets.token_bytes(32)).decode()
+    keys = {**module_keys, "moisture": wrong}
     agent = await started(
         start_agent,
         tmp_path,

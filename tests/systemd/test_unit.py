@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import platform
 import re
 import shutil
 import subprocess
@@ -33,13 +34,25 @@ def systemd_analyze(*args: str | Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-def system_unit_dir() -> Path:
+def _system_unit_dir() -> Path | None:
     for candidate in (Path("/usr/lib/systemd/system"), Path("/lib/systemd/system")):
         if (candidate / "sysinit.target").exists():
             return candidate
-    pytest.skip("no systemd unit directory with sysinit.target on this machine")
+    return None
 
 
+def _kernel_version() -> tuple[int, int]:
+    match = re.match(r"(\d+)\.(\d+)", platform.release())
+    return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+
+
+SYSTEM_UNIT_DIR = _system_unit_dir()
+
+
+@pytest.mark.skipif(
+    SYSTEM_UNIT_DIR is None,
+    reason="no systemd unit directory with sysinit.target on this machine",
+)
 def test_unit_verifies(tmp_path: Path) -> None:
     """Test that systemd-analyze verify finds nothing to say about the unit.
 
@@ -53,7 +66,8 @@ def test_unit_verifies(tmp_path: Path) -> None:
     command.parent.mkdir(parents=True)
     command.write_text("#!/bin/sh\n")
     command.chmod(0o755)
-    shutil.copytree(system_unit_dir(), root / "usr/lib/systemd/system", symlinks=True)
+    assert SYSTEM_UNIT_DIR is not None
+    shutil.copytree(SYSTEM_UNIT_DIR, root / "usr/lib/systemd/system", symlinks=True)
 
     result = systemd_analyze("verify", f"--root={root}", "pitwin.service")
 
@@ -98,6 +112,10 @@ asyncio.run(build())
 """
 
 
+@pytest.mark.skipif(
+    _kernel_version() < (6, 3),
+    reason="this kernel has no PR_SET_MDWE (Linux 6.3 or later needed)",
+)
 def test_agent_needs_no_writable_executable_memory() -> None:
     """Test that MemoryDenyWriteExecute= cannot break the agent's runtime."""
     result = subprocess.run(
@@ -109,6 +127,4 @@ def test_agent_needs_no_writable_executable_memory() -> None:
         timeout=60,
     )
 
-    if result.returncode == 77:
-        pytest.skip("this kernel has no PR_SET_MDWE (Linux 6.3 or later needed)")
     assert (result.returncode, result.stderr) == (0, "")
