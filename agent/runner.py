@@ -646,6 +646,7 @@ class ModuleRunner:
             )
         except StorageError as err:
             self._storage_trouble(err, "reading dropped")
+            self._telemetry.unstored()
             return
         self._storage_fine()
         _READINGS.debug(

@@ -54,6 +54,12 @@ class TelemetrySender:
         self._monotonic = monotonic
         self._reported: tuple[float, OutboxStats] | None = None
         self._storage_failing = False
+        self._unstored = 0
+        self._unstored_reported = 0
+
+    def unstored(self) -> None:
+        """Count a reading the outbox could not store (disk full)."""
+        self._unstored += 1
 
     async def send_due(self, link: ModuleLink) -> float | None:
         """Send every pack that is due; return seconds until the next one.
@@ -101,16 +107,23 @@ class TelemetrySender:
         now = self._monotonic()
         if self._reported is not None:
             last_at, last = self._reported
-            if stats.dropped > last.dropped:
+            dropped = stats.dropped - last.dropped
+            if dropped:
                 _LOGGER.warning(
                     "outbox full or stale, readings dropped module=%s dropped=%d",
                     self._name,
-                    stats.dropped - last.dropped,
+                    dropped,
                 )
-            elif now - last_at < OUTBOX_REPORT_INTERVAL_S or stats == last:
+            news = dropped > 0 or self._unstored > self._unstored_reported
+            due = now - last_at >= OUTBOX_REPORT_INTERVAL_S and stats != last
+            if not (news or due):
                 return
         self._reported = (now, stats)
-        self._report({"outbox": _outbox_report(stats)})
+        self._unstored_reported = self._unstored
+        report = _outbox_report(stats)
+        if self._unstored:
+            report["unstored"] = self._unstored
+        self._report({"outbox": report})
 
 
 def _properties(pack: Pack) -> dict[str, str]:
