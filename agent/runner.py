@@ -24,16 +24,16 @@ from agent.errors import (
     HubRefused,
     LinkError,
     LinkTimeout,
-    SensorError,
     SensorMisconfigured,
     StorageError,
     TwinError,
 )
 from agent.hubclient import MethodCall, ModuleLink
+from agent.methods import MethodAnswers
 from agent.outbox import Outbox
 from agent.readings import ReadingShaper
 from agent.reported import ReportedProperties, is_ack
-from agent.sensorkeeper import READ_TIMEOUT_S, SensorBuilder, SensorKeeper
+from agent.sensorkeeper import SensorBuilder, SensorKeeper
 from agent.state import ModuleState, StateStore
 from agent.telemetry import TelemetrySender
 from agent.twin_wire import (
@@ -90,6 +90,9 @@ class ModuleRunner:
             report=self._report,
         )
         self._store = store
+        self._methods = MethodAnswers(
+            module.module_id, self._keeper, describe=self._describe
+        )
         self._monotonic = monotonic
         self._sync = TwinSync(module.kind, module.properties)
         self._shaper = ReadingShaper(module.kind)
@@ -537,53 +540,12 @@ class ModuleRunner:
         # desired patches or other calls.
         assert self._tasks is not None
         self._tasks.create_task(
-            self._answer(link, call), name=f"{self._name}.method.{call.name}"
+            self._methods.answer(link, call), name=f"{self._name}.method.{call.name}"
         )
 
-    async def _answer(self, link: ModuleLink, call: MethodCall) -> None:
-        # Runs beside the link loop in the runner's task group: nothing may
-        # escape from here and take the module down with it.
-        try:
-            status, payload = await self._dispatch(call)
-        except Exception:
-            _LOGGER.exception(
-                "method failed module=%s method=%s", self._name, call.name
-            )
-            status, payload = 500, {"error": "the module failed; see its log"}
-        try:
-            await link.answer(call, status, payload)
-        except Exception as err:  # See above: a lost answer only times out.
-            _LOGGER.warning(
-                "method answer not sent module=%s method=%s error=%s",
-                self._name,
-                call.name,
-                err,
-            )
-            return
-        _LOGGER.info(
-            "method answered module=%s method=%s status=%d",
-            self._name,
-            call.name,
-            status,
-        )
-
-    async def _dispatch(self, call: MethodCall) -> tuple[int, Any]:
-        methods = {
-            "get_config": self._get_config,
-            "read_now": self._read_now,
-            "restart_sensor": self._restart_sensor,
-        }
-        method = methods.get(call.name)
-        if method is None:
-            known = ", ".join(sorted(methods))
-            return 404, {"error": f"unknown method {call.name!r}; methods are {known}"}
-        try:
-            return await method()
-        except (SensorError, TimeoutError) as err:
-            return 503, {"error": str(err) or f"no answer within {READ_TIMEOUT_S:g}s"}
-
-    async def _get_config(self) -> tuple[int, Any]:
-        return 200, {
+    def _describe(self) -> dict[str, Any]:
+        """The ``get_config`` answer: what is in effect and why."""
+        return {
             "module": self._name,
             "kind": self._module.kind,
             "driver": self._module.driver,
@@ -592,20 +554,6 @@ class ModuleRunner:
             "sensor": self._keeper.summary(),
             "history": [list(entry) for entry in self._history],
         }
-
-    async def _read_now(self) -> tuple[int, Any]:
-        reading = await self._keeper.read()
-        return 200, {
-            "taken_at": reading.taken_at.isoformat(timespec="milliseconds"),
-            "values": dict(reading.values),
-        }
-
-    async def _restart_sensor(self) -> tuple[int, Any]:
-        await self._keeper.restart()
-        # The state is what the readings say (a disabled module stays so).
-        return 200, {"sensor": self._keeper.summary()["state"]}
-
-    # -- telemetry --------------------------------------------------------
 
     # -- sampling ---------------------------------------------------------
 
