@@ -23,11 +23,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from sensors.base import Clock, Sensor, SensorUnavailable
-from sensors.blocking import BlockingCalls
-from sensors.i2c import I2CBus, I2CChip, check_address
+from sensors.i2c import I2CBus, I2CSensor, check_address
 from sensors.moisture import MoistureCalibration, moisture_pct
 from sensors.options import parse_options, require
-from sensors.part import BlockingSensor
 
 __all__ = ["ADS1115", "Ads1115Config", "create_ads1115"]
 
@@ -96,7 +94,7 @@ class Ads1115Config(MoistureCalibration):
         )
 
 
-class ADS1115(BlockingSensor):
+class ADS1115(I2CSensor):
     """A moisture probe on one ADS1115 input.
 
     Readings carry ``moisture_pct``, ``moisture_raw`` (the signed
@@ -115,14 +113,14 @@ class ADS1115(BlockingSensor):
     def __init__(
         self, config: Ads1115Config, *, clock: Clock, bus: I2CBus | None = None
     ) -> None:
-        self._chip = I2CChip(
-            "ADS1115", config.i2c_bus, config.address, clock=clock, bus=bus
-        )
         super().__init__(
-            BlockingCalls(self._chip.name, self._chip.device),
+            "ADS1115",
+            i2c_bus=config.i2c_bus,
+            address=config.address,
             samples=config.samples,
             timeout_s=config.timeout_s,
             clock=clock,
+            bus=bus,
         )
         self._config = config
         self._conversion_s = 1 / config.data_rate
@@ -173,9 +171,6 @@ class ADS1115(BlockingSensor):
     def _read_config(self, bus: I2CBus) -> int:
         high, low = bus.read_i2c_block_data(self._chip.address, CONFIG_REGISTER, 2)
         return high << 8 | low
-
-    def _release(self) -> None:
-        self._chip.close()
 
 
 def create_ads1115(

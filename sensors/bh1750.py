@@ -19,10 +19,8 @@ from dataclasses import dataclass
 from typing import cast
 
 from sensors.base import Clock, Sensor
-from sensors.blocking import BlockingCalls
-from sensors.i2c import I2CBus, I2CChip, check_address
+from sensors.i2c import I2CBus, I2CSensor, check_address
 from sensors.options import parse_options, require
-from sensors.part import BlockingSensor
 from sensors.sampling import SamplingConfig
 
 __all__ = ["BH1750", "Bh1750Config", "create_bh1750"]
@@ -77,7 +75,7 @@ class Bh1750Config(SamplingConfig):
         )
 
 
-class BH1750(BlockingSensor):
+class BH1750(I2CSensor):
     """A BH1750 giving ``illuminance_lux``.
 
     Args:
@@ -91,14 +89,14 @@ class BH1750(BlockingSensor):
     def __init__(
         self, config: Bh1750Config, *, clock: Clock, bus: I2CBus | None = None
     ) -> None:
-        self._chip = I2CChip(
-            "BH1750", config.i2c_bus, config.address, clock=clock, bus=bus
-        )
         super().__init__(
-            BlockingCalls(self._chip.name, self._chip.device),
+            "BH1750",
+            i2c_bus=config.i2c_bus,
+            address=config.address,
             samples=config.samples,
             timeout_s=config.timeout_s,
             clock=clock,
+            bus=bus,
         )
         self._config = config
         scale = config.mtreg / DEFAULT_MTREG
@@ -130,9 +128,6 @@ class BH1750(BlockingSensor):
         # smbus2's stub types __iter__ as returning int; it yields ints.
         high, low = cast("Iterable[int]", message)
         return high << 8 | low
-
-    def _release(self) -> None:
-        self._chip.close()
 
 
 def create_bh1750(

@@ -12,11 +12,13 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from sensors.base import Clock, SensorMisconfigured, SensorUnavailable
+from sensors.blocking import BlockingCalls
+from sensors.part import BlockingSensor
 
 if TYPE_CHECKING:
     from smbus2 import i2c_msg
 
-__all__ = ["TRANSIENT_ERRNOS", "I2CBus", "I2CChip", "check_address"]
+__all__ = ["TRANSIENT_ERRNOS", "I2CBus", "I2CChip", "I2CSensor", "check_address"]
 
 _T = TypeVar("_T")
 
@@ -176,3 +178,42 @@ class I2CChip:
             f"{self.name}: {what} (errno {code}); check wiring or run "
             f"i2cdetect -y {self.bus_number}"
         )
+
+
+class I2CSensor(BlockingSensor):
+    """A part on an I2C bus, read through one :class:`I2CChip`.
+
+    Calls to parts on the same bus never overlap; :meth:`_release` closes
+    the bus when the driver is closed.
+
+    Args:
+        part: The part's name in messages (``BH1750``).
+        i2c_bus: The bus number (``/dev/i2c-N``).
+        address: The part's 7-bit address.
+        samples: Samples per reading; the reading is their median.
+        timeout_s: Deadline of each blocking call.
+        clock: Stamps readings and times conversions.
+        bus: An open bus to use instead of ``/dev/i2c-N``.
+    """
+
+    def __init__(
+        self,
+        part: str,
+        *,
+        i2c_bus: int,
+        address: int,
+        samples: int,
+        timeout_s: float,
+        clock: Clock,
+        bus: I2CBus | None,
+    ) -> None:
+        self._chip = I2CChip(part, i2c_bus, address, clock=clock, bus=bus)
+        super().__init__(
+            BlockingCalls(self._chip.name, self._chip.device),
+            samples=samples,
+            timeout_s=timeout_s,
+            clock=clock,
+        )
+
+    def _release(self) -> None:
+        self._chip.close()
